@@ -1,0 +1,7 @@
+"""``python -m grantctl``."""
+
+from __future__ import annotations
+
+from grantctl.cli import main
+
+main()
