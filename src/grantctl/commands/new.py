@@ -1,0 +1,131 @@
+"""``grantctl new NAME ...``: write a connection manifest and its encrypted credentials.
+
+Everything is checked before the client secret is asked for, and the secret goes from the prompt
+straight into ``sops`` through a pipe: it is never an argument, never in the environment, never on
+disk in plaintext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from grantctl.commands import Outcome
+from grantctl.diagnostics import field_path
+from grantctl.errors import GrantctlError
+from grantctl.fileio import atomic_write_text
+from grantctl.models import Connection
+from grantctl.repo import Repo
+
+SCHEMA_LINE = "# yaml-language-server: $schema=../schemas/connection.schema.json\n"
+
+
+@dataclass(frozen=True)
+class NewConnection:
+    name: str
+    provider: str
+    organization: str
+    owner: str
+    contact_email: str
+    contact_name: str | None
+    scopes: list[str]
+    created_on: str | None
+
+
+def run_new(
+    repo: Repo, request: NewConnection, *, read_credentials: Callable[[], tuple[str, str]]
+) -> Outcome:
+    from grantctl.sops.binary import encrypt_to_file
+
+    manifest_path = repo.manifest_path(request.name)
+    secrets_name = f"{request.name}.secrets.yaml"
+    secrets_path = repo.connections_dir / secrets_name
+    for path in (manifest_path, secrets_path):
+        if path.exists():
+            raise GrantctlError(
+                f"{repo.relative(path)} already exists: `grantctl new` never overwrites a connection"
+            )
+    document = manifest_document(request, secrets_name)
+    connection = _validated(document)
+    client_id, client_secret = read_credentials()
+    if not client_id or not client_secret:
+        raise GrantctlError("the client id and the client secret must both be non-empty")
+
+    repo.connections_dir.mkdir(parents=True, exist_ok=True)
+    encrypt_to_file(
+        {"client_id": client_id, "client_secret": client_secret}, secrets_path, config=repo.sops_config
+    )
+    try:
+        atomic_write_text(manifest_path, manifest_text(document))
+    except BaseException:
+        secrets_path.unlink(missing_ok=True)
+        raise
+    return Outcome(
+        "\n".join(
+            [
+                f"created {repo.relative(manifest_path)}",
+                f"created {repo.relative(secrets_path)} (encrypted with sops)",
+                "",
+                "Next:",
+                "  grantctl validate",
+                f"  git add {repo.relative(manifest_path)} {repo.relative(secrets_path)} && open a pull request",
+                f"  grantctl guide {connection.name}   # setup steps to send {request.contact_email}",
+            ]
+        )
+    )
+
+
+def manifest_document(request: NewConnection, secrets_name: str) -> dict[str, Any]:
+    created_on = request.created_on or (date.today().isoformat() if request.provider == "xero" else None)
+    app: dict[str, Any] = {"credentials": secrets_name}
+    if created_on:
+        app["createdOn"] = created_on
+    return {
+        "apiVersion": "grantctl/v1",
+        "kind": "Connection",
+        "metadata": {"name": request.name, "owner": request.owner},
+        "spec": {
+            "provider": request.provider,
+            "organization": {"name": request.organization, "tenantId": None},
+            "contact": {
+                "name": request.contact_name or request.contact_email.split("@")[0],
+                "email": request.contact_email,
+            },
+            "app": app,
+            "scopes": list(request.scopes),
+        },
+    }
+
+
+def manifest_text(document: dict[str, Any]) -> str:
+    return SCHEMA_LINE + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def _validated(document: dict[str, Any]) -> Connection:
+    """The model for ``document``, or a GrantctlError naming the option at fault; scope lint errors too."""
+    from grantctl.catalogue import lint_scopes
+
+    try:
+        connection = Connection.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        raise GrantctlError(f"{field_path(tuple(first['loc']))}: {first['msg']}") from None
+    spec = connection.spec
+    errors = [
+        finding.message
+        for finding in lint_scopes(
+            spec.provider, spec.scopes, created_on=spec.app.created_on, today=date.today()
+        )
+        if finding.severity == "error"
+    ]
+    if errors:
+        raise GrantctlError("--scope: " + "; ".join(errors))
+    return connection
+
+
+__all__ = ["NewConnection", "manifest_document", "manifest_text", "run_new"]
