@@ -308,6 +308,111 @@ def verify(repo_dir: Path | None) -> None:
     _emit(run_verify(_repo(repo_dir)))
 
 
+@cli.command()
+@click.argument("name")
+@click.option("--ttl", default=None, help="How long the link stays valid, e.g. 7d, 12h (default: links.ttl in grantctl.yaml).")
+@repo_option
+def link(name: str, ttl: str | None, repo_dir: Path | None) -> None:
+    """Print one connection's authorization link.
+
+    \b
+    Example:
+      GRANTCTL_SIGNING_KEY=... grantctl link acme-ltd --ttl 3d
+    """
+    from grantctl.commands.link import run_link
+
+    _emit(run_link(_repo(repo_dir), name, ttl=ttl))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@repo_option
+def serve(host: str, port: int, repo_dir: Path | None) -> None:
+    """Run the link and callback server (/connect/TOKEN, /callback, /healthz).
+
+    \b
+    Example:
+      grantctl serve --host 0.0.0.0 --port 8080
+    """
+    from grantctl.commands.serve import run_serve
+
+    run_serve(_repo(repo_dir), host=host, port=port)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--port", default=8765, show_default=True, type=int, help="Local port for http://localhost:PORT/callback.")
+@click.option("--open-browser/--no-open-browser", default=False, show_default=True)
+@repo_option
+def connect(name: str, port: int, open_browser: bool, repo_dir: Path | None) -> None:
+    """Authorize one connection yourself, through a local callback (like Xero's xoauth).
+
+    \b
+    Example:
+      grantctl connect acme-ltd --port 8765 --open-browser
+    """
+    from grantctl.commands.connect import run_connect
+
+    _emit(run_connect(_repo(repo_dir), name, port=port, open_browser=open_browser))
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Refresh even connections that are not due.")
+@click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 512))
+@format_option("text", "json", "markdown", default="text")
+@repo_option
+def refresh(names: tuple[str, ...], force: bool, concurrency: int, fmt: str, repo_dir: Path | None) -> None:
+    """Refresh due tokens, persisting every rotated refresh token before anything else.
+
+    Exit 0 all fine, 2 some connection needs a person, 1 error.
+
+    \b
+    Example:
+      grantctl refresh
+      grantctl refresh acme-ltd --force
+    """
+    from grantctl.commands.refresh import run_refresh
+
+    _emit(run_refresh(_repo(repo_dir), list(names), force=force, concurrency=concurrency, fmt=fmt))
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@format_option("text", "json", "markdown", default="text")
+@repo_option
+def health(names: tuple[str, ...], fmt: str, repo_dir: Path | None) -> None:
+    """Check each connection against the provider and say what needs attention, with evidence.
+
+    Exit 0 all healthy, 2 some need attention, 1 error.
+
+    \b
+    Example:
+      grantctl health --format markdown
+    """
+    from grantctl.commands.health import run_health
+
+    _emit(run_health(_repo(repo_dir), list(names), fmt=fmt))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8900, show_default=True, type=int)
+@click.option("--seed", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Seed YAML (apps, organisations, users); default: the bundled example seed.")
+def emulator(host: str, port: int, seed: Path | None) -> None:
+    """Run the Xero emulator on loopback (for tests, benchmarks and the offline walkthrough).
+
+    \b
+    Example:
+      grantctl emulator --port 8900
+    """
+    from grantctl.emulator import run
+
+    run(host, port, seed)
+
+
 def main() -> None:
     """Console entry point."""
     cli(prog_name="grantctl")

@@ -147,8 +147,13 @@ def _context_diagnostics(
         )
     spec = connection.spec
     for finding in lint_scopes(spec.provider, spec.scopes, created_on=spec.app.created_on, today=today):
-        key: PathKey = ("spec", "scopes") if finding.index is None else ("spec", "scopes", finding.index)
-        found.append(Diagnostic(document.location(key), finding.severity, finding.message, field_path(key)))
+        if finding.index is None:  # about the list as a whole: point at the `scopes:` key
+            key: PathKey = ("spec", "scopes")
+            location = document.key_location(key)
+        else:
+            key = ("spec", "scopes", finding.index)
+            location = document.location(key)
+        found.append(Diagnostic(location, finding.severity, finding.message, field_path(key)))
     return found
 
 

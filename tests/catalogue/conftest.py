@@ -8,11 +8,6 @@ import pytest
 
 from grantctl.catalogue import Catalogue, catalogue_for
 
-# A day well inside the window where older Xero apps may still use broad scopes.
-TODAY = dt.date(2026, 11, 1)
-NEW_APP = dt.date(2026, 3, 2)
-OLD_APP = dt.date(2025, 6, 1)
-
 
 @pytest.fixture
 def xero() -> Catalogue:

@@ -41,27 +41,21 @@ def why_not_covered(catalogue: Catalogue, granted: Collection[str], desired: str
     for scope in ordered:
         info = catalogue.get(scope)
         if info is not None and info.broad and desired in catalogue.expand(info.replaced_by):
-            return (
-                f"granted broad {scope!r} does not satisfy granular {desired!r}: "
-                "the client must consent again"
-            )
+            return f"granted broad {scope!r} does not satisfy granular {desired!r}: the client must consent again"
     narrower = [scope for scope in ordered if scope != desired and scope in catalogue.closure(desired)]
     if narrower:
         return (
-            f"granted {narrower[0]!r} gives less access than {desired!r}: "
-            f"the client must consent again to {desired!r}"
+            f"granted {narrower[0]!r} gives less access than {desired!r}: the client must consent again to {desired!r}"
         )
     return f"{desired!r} was not granted: the client must consent to it"
 
 
-def missing_scopes(
-    provider: str | Catalogue, granted: Collection[str], desired: Collection[str]
-) -> list[str]:
+def missing_scopes(provider: str | Catalogue, granted: Collection[str], desired: Collection[str]) -> list[str]:
     """The desired scopes the grant does not cover, sorted.
 
     >>> missing_scopes("xero", ["accounting.transactions"], ["accounting.invoices", "accounting.transactions.read"])
     ['accounting.invoices']
-    """  # noqa: E501 - a doctest line cannot wrap
+    """
     catalogue = _resolve(provider)
     have = catalogue.expand(granted)
     return sorted({scope for scope in desired if scope not in have})

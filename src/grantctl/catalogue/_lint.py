@@ -77,7 +77,9 @@ def _unknown(catalogue: Catalogue, index: int, scope: str) -> ScopeFinding:
     if close:
         message += f"; did you mean {_either(close)}?"
     else:
-        message += f"; see {catalogue.source} for the scopes {catalogue.display_name} offers"
+        message += (
+            f"; run `grantctl scopes {catalogue.provider}` to list the scopes grantctl knows, or see {catalogue.source}"
+        )
     return ScopeFinding("error", index, scope, message, "unknown-scope")
 
 

@@ -33,9 +33,7 @@ _TOP_KEYS: frozenset[str] = frozenset(
         "scopes",
     }
 )
-_SCOPE_KEYS: frozenset[str] = frozenset(
-    {"description", "access", "implies", "broad", "replaced_by", "confirmed"}
-)
+_SCOPE_KEYS: frozenset[str] = frozenset({"description", "access", "implies", "broad", "replaced_by", "confirmed"})
 _MONTHS = (
     "January",
     "February",
@@ -287,9 +285,7 @@ def _granular(scopes: Mapping[str, ScopeInfo]) -> frozenset[str]:
     return frozenset(granular)
 
 
-def _require_keys(
-    where: str, body: Mapping[str, Any], allowed: Collection[str], *, required: Collection[str]
-) -> None:
+def _require_keys(where: str, body: Mapping[str, Any], allowed: Collection[str], *, required: Collection[str]) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
         raise CatalogueDataError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}")

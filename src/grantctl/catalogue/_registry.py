@@ -44,7 +44,5 @@ def _load(provider: str) -> Catalogue:
 
     # CSafeLoader is the libyaml parser; fall back to the pure-Python one on builds without libyaml.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    text = (
-        resources.files("grantctl.catalogue").joinpath("data").joinpath(f"{provider}.yaml").read_text("utf-8")
-    )
+    text = resources.files("grantctl.catalogue").joinpath("data").joinpath(f"{provider}.yaml").read_text("utf-8")
     return parse_catalogue(provider, yaml.load(text, Loader=loader))  # noqa: S506 - a safe loader

@@ -8,8 +8,9 @@ import pytest
 
 from grantctl.catalogue import Catalogue, ScopeFinding, UnknownProviderError, lint_scopes
 
-from .conftest import NEW_APP, OLD_APP, TODAY
-
+TODAY = dt.date(2026, 11, 1)  # inside the window where older Xero apps may still use broad scopes
+NEW_APP = dt.date(2026, 3, 2)  # the first day Xero requires granular scopes
+OLD_APP = dt.date(2025, 6, 1)
 # A Xero scope list with nothing to complain about; tests add one problem at a time.
 CLEAN = ["openid", "profile", "email", "offline_access", "accounting.invoices", "accounting.contacts"]
 TRANSACTION_REPLACEMENTS = (
@@ -60,11 +61,11 @@ def test_unknown_scope_offers_several_names_when_they_are_equally_close() -> Non
     assert "'payroll.payruns' or 'payroll.payslip'" in finding.message
 
 
-def test_unknown_scope_without_any_similar_name_points_to_the_docs() -> None:
+def test_unknown_scope_without_any_similar_name_points_to_the_list() -> None:
     finding = only(lint([*CLEAN, "zzzz"]))
     assert finding.message == (
-        "unknown xero scope 'zzzz'; see https://developer.xero.com/documentation/guides/oauth2/scopes/ "
-        "for the scopes Xero offers"
+        "unknown xero scope 'zzzz'; run `grantctl scopes xero` to list the scopes grantctl knows, "
+        "or see https://developer.xero.com/documentation/guides/oauth2/scopes/"
     )
 
 
