@@ -10,6 +10,7 @@ OAuth ``error`` / ``error_description`` fields, after redaction.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ _STATUS_ALIASES = {
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9._~+/=:\-]{32,}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _MAX_QUOTED = 200
+_MIN_SECRET_LENGTH = 6
 REDACTED = "[redacted]"
 
 _HINTS = {
@@ -57,6 +59,15 @@ _HINTS = {
     "invalid_scope": "a requested scope is unknown or not allowed for this app",
     "access_denied": "the user declined the request",
 }
+
+
+class PermanentProviderError(ProviderError):
+    """A provider failure that trying again cannot fix, whatever its status (or lack of one)."""
+
+    @property
+    def transient(self) -> bool:
+        """Always False."""
+        return False
 
 
 @dataclass(frozen=True)
@@ -105,25 +116,45 @@ async def send(
             auth=call.auth if call.auth is not None else httpx.USE_CLIENT_DEFAULT,
             timeout=httpx.Timeout(timeout),
         )
+    except httpx.InvalidURL:
+        raise PermanentProviderError(
+            provider, f"{call.label}: the URL is not valid; check this provider's endpoints in grantctl.yaml"
+        ) from None
     except httpx.TimeoutException:
         # ``from None``: the httpx exception holds the request (URL, headers), which may carry a token.
         raise ProviderError(provider, f"{call.label} timed out after {timeout:g} s") from None
     except httpx.TransportError as exc:
         host = urlsplit(call.url).hostname or "the server"
-        raise ProviderError(
-            provider, f"{call.label} failed: could not reach {host} ({type(exc).__name__})"
-        ) from None
+        raise ProviderError(provider, f"{call.label} failed: could not reach {host} ({type(exc).__name__})") from None
     if response.is_success or response.status_code in accept:
         return response
     raise error_from_response(provider, call, response, clock=clock)
 
 
-def error_from_response(
-    provider: str, call: Call, response: httpx.Response, *, clock: Clock
-) -> ProviderError:
+def error_from_response(provider: str, call: Call, response: httpx.Response, *, clock: Clock) -> ProviderError:
     """Turn a non-2xx answer into a ``ProviderError`` whose message is safe to show and log."""
-    answer = _json_or_none(response)
-    oauth_error, description = _oauth_error_fields(answer, call.secrets)
+    refusal = describe_refusal(call, response, clock=clock)
+    return ProviderError(
+        provider,
+        refusal.message,
+        status=response.status_code,
+        oauth_error=refusal.oauth_error,
+        retry_after=refusal.retry_after,
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a non-2xx answer said, reduced to what is safe to repeat."""
+
+    message: str
+    oauth_error: str | None
+    retry_after: float | None
+
+
+def describe_refusal(call: Call, response: httpx.Response, *, clock: Clock) -> Refusal:
+    """The safe reading of a non-2xx answer: label, OAuth code, redacted description, a hint, Retry-After."""
+    oauth_error, description = _oauth_error_fields(_json_or_none(response), call.secrets)
     status = response.status_code
     parts = [f"{call.label} was refused"]
     if oauth_error:
@@ -134,7 +165,7 @@ def error_from_response(
     retry_after = parse_retry_after(response.headers.get("Retry-After"), now=clock())
     if status == 429 and retry_after is not None:
         parts.append(f"; retry after {retry_after:g} s")
-    return ProviderError(provider, "".join(parts), status=status, oauth_error=oauth_error, retry_after=retry_after)
+    return Refusal("".join(parts), oauth_error, retry_after)
 
 
 def _explain(status: int, oauth_error: str | None) -> str:
@@ -183,7 +214,8 @@ def _oauth_error_fields(answer: object, secrets: Iterable[str]) -> tuple[str | N
 
 def sanitize(text: str, secrets: Iterable[str] = ()) -> str:
     """Make server text safe to quote: no known secrets, nothing token-like, no control chars, short."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+    # Values shorter than this cannot be real secrets, and cutting them out would shred the text.
+    for secret in sorted((s for s in secrets if len(s) >= _MIN_SECRET_LENGTH), key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     text = _TOKEN_LIKE.sub(REDACTED, text)
     text = _CONTROL.sub(" ", text).strip()
@@ -197,13 +229,12 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     if value is None:
         return None
     value = value.strip()
+    seconds: float | None
     try:
         seconds = float(value)
     except ValueError:
         seconds = _seconds_until_http_date(value, now)
-        if seconds is None:
-            return None
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # NaN / inf
+    if seconds is None or not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
 

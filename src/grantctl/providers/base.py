@@ -28,8 +28,15 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
-from grantctl.errors import ProviderError
-from grantctl.providers._http import Call, Clock, JsonObject, error_from_response, json_object, send
+from grantctl.providers._http import (
+    Call,
+    Clock,
+    JsonObject,
+    PermanentProviderError,
+    describe_refusal,
+    json_object,
+    send,
+)
 
 DEFAULT_TIMEOUT_SECONDS = 20.0
 # Every 4xx except 429 is a definite answer about the grant (401 dead token, 403 revoked / wrong tenant,
@@ -48,7 +55,13 @@ def http_url_problem(value: object) -> str | None:
     """Why ``value`` is not an absolute http(s) URL we may send requests to; None when it is one."""
     if not isinstance(value, str) or not value:
         return "must be a non-empty string"
-    parts = urlsplit(value)
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # reading it validates it: a bad port raises ValueError
+    except ValueError:
+        return "is not a valid URL"
     if parts.scheme not in ("http", "https"):
         return "must start with http:// or https://"
     if not parts.hostname:
@@ -58,6 +71,15 @@ def http_url_problem(value: object) -> str | None:
     if parts.fragment:
         return "must not have a #fragment"
     return None
+
+
+class BadOverride(ValueError):
+    """An endpoint override is not usable; ``key`` is its camelCase name, ``reason`` says why."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{key} {reason}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +104,7 @@ class Endpoints:
         """A copy with the camelCase keys of ``grantctl.yaml`` ``providers.<name>`` applied.
 
         Unknown keys are ignored here (the registry rejects them with a location); a bad URL raises
-        ``ValueError`` naming the key.
+        :class:`BadOverride` naming the key.
         """
         changes: dict[str, Any] = {}
         for key, attribute in OVERRIDE_URL_KEYS.items():
@@ -94,7 +116,7 @@ class Endpoints:
                 continue
             problem = http_url_problem(value)
             if problem:
-                raise ValueError(f"{key} {problem}")
+                raise BadOverride(key, problem)
             changes[attribute] = value
         return replace(self, **changes)
 
@@ -174,16 +196,11 @@ class RateLimits:
     per_app_per_minute: int
 
 
-class UnsupportedOperation(ProviderError):
+class UnsupportedOperation(PermanentProviderError):
     """The provider cannot do this at all (no revocation endpoint, no per-tenant disconnect).
 
     Never transient: retrying will not help, whatever the status.
     """
-
-    @property
-    def transient(self) -> bool:
-        """Always False: the operation does not exist, so trying again cannot succeed."""
-        return False
 
 
 ClientAuth = Literal["basic", "body"]
@@ -242,7 +259,7 @@ class Provider(abc.ABC):
         are fixed at app registration (Pipedrive) ignore ``scopes``.
         """
         self._check_pkce_argument("code_challenge", code_challenge)
-        params = {"client_id": creds.client_id, "redirect_uri": redirect_uri, **self.extra_authorize_params}
+        params = {**self.extra_authorize_params, "client_id": creds.client_id, "redirect_uri": redirect_uri}
         if self.supports_scope_param:
             params["scope"] = " ".join(scopes)
         params["state"] = state
@@ -358,9 +375,10 @@ class Provider(abc.ABC):
         return self.endpoints.revocation_url
 
     def _refusal_result(self, call: Call, response: httpx.Response) -> ProbeResult:
-        """A failed probe: the safe error text stands as evidence."""
-        error = error_from_response(self.name, call, response, clock=self._clock)
-        return ProbeResult(ok=False, call=call.label, status=response.status_code, detail=str(error))
+        """A failed probe: the safe reading of the refusal stands as evidence."""
+        refusal = describe_refusal(call, response, clock=self._clock)
+        detail = f"{refusal.message} (HTTP {response.status_code})"
+        return ProbeResult(ok=False, call=call.label, status=response.status_code, detail=detail)
 
     async def _get_json(self, http: httpx.AsyncClient, call: Call) -> JsonObject:
         response = await self._send(http, call)

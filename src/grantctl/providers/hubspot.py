@@ -48,7 +48,7 @@ class HubSpotProvider(Provider):
     name = "hubspot"
     default_endpoints = Endpoints(
         authorize_url="https://app.hubspot.com/oauth/authorize",
-        token_url="https://api.hubapi.com/oauth/v1/token",
+        token_url="https://api.hubapi.com/oauth/v1/token",  # noqa: S106 (a URL, not a password)
         # DELETE {revocation_url}/{refresh_token} (developers.hubspot.com: "Delete a refresh token").
         revocation_url="https://api.hubapi.com/oauth/v1/refresh-tokens",
         api_url="https://api.hubapi.com",
@@ -80,7 +80,9 @@ class HubSpotProvider(Provider):
             scopes = scopes if scopes is not None else metadata.scopes
             user = metadata.user
         if scopes is None:
-            raise ProviderError(self.name, "neither the token response nor the token metadata list the scopes")
+            raise ProviderError(
+                self.name, "neither the token response nor the token metadata list the scopes", status=status
+            )
         return TokenSet(
             access_token=access_token,
             refresh_token=optional_token(answer, "refresh_token") or previous_refresh_token,
@@ -96,9 +98,7 @@ class HubSpotProvider(Provider):
 
     def _metadata_call(self, access_token: str) -> Call:
         url = self.endpoints.api(f"/oauth/v1/access-tokens/{path_segment(access_token)}")
-        return Call(
-            "GET", url, label=METADATA_LABEL, headers={"Accept": "application/json"}, secrets=(access_token,)
-        )
+        return Call("GET", url, label=METADATA_LABEL, headers={"Accept": "application/json"}, secrets=(access_token,))
 
     # -- tenants ---------------------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ refresh token removes all of that user's connections to the app.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -48,7 +49,7 @@ class XeroProvider(Provider):
     name = "xero"
     default_endpoints = Endpoints(
         authorize_url="https://login.xero.com/identity/connect/authorize",
-        token_url="https://identity.xero.com/connect/token",
+        token_url="https://identity.xero.com/connect/token",  # noqa: S106 (a URL, not a password)
         revocation_url="https://identity.xero.com/connect/revocation",
         api_url="https://api.xero.com",
     )
@@ -58,7 +59,7 @@ class XeroProvider(Provider):
     # PKCE for confidential web apps is UNCONFIRMED: off by default, switchable per provider config.
     default_pkce = False
     client_auth = "basic"
-    extra_authorize_params = {"response_type": "code"}
+    extra_authorize_params: ClassVar[Mapping[str, str]] = {"response_type": "code"}
 
     async def _token_set(
         self,

@@ -92,6 +92,7 @@ class Grant(_Model):
     authorized_by: AuthorizedBy | None = None
     authorized_at: UtcDateTime | None = None
     auth_event_id: str | None = None
+    api_domain: str | None = None  # Pipedrive answers with a per-company API host
     refreshed_at: UtcDateTime | None = None
     access_token_expires_at: UtcDateTime | None = None
     refresh_token_issued_at: UtcDateTime | None = None
