@@ -408,9 +408,30 @@ def emulator(host: str, port: int, seed: Path | None) -> None:
     Example:
       grantctl emulator --port 8900
     """
-    from grantctl.emulator import run
+    from grantctl.emulator import EXAMPLE_SEED_PATH, run
 
-    run(host, port, seed)
+    try:
+        run(host, port, seed or EXAMPLE_SEED_PATH)
+    except ValueError as exc:  # a non-loopback host: the control endpoints have no authentication
+        raise click.BadParameter(str(exc), param_hint="--host") from None
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@format_option("table", "markdown", "json", "csv", default="table")
+@click.option("--history", is_flag=True, help="Also list, from git history, each change to each grant.")
+@repo_option
+def audit(names: tuple[str, ...], fmt: str, history: bool, repo_dir: Path | None) -> None:
+    """Which access each client granted, by whom and when. No keys, no network.
+
+    \b
+    Example:
+      grantctl audit --format csv > access-review.csv
+      grantctl audit acme-ltd --history
+    """
+    from grantctl.commands.audit import run_audit
+
+    _emit(run_audit(_repo(repo_dir), fmt=fmt, history=history, names=list(names)))
 
 
 def main() -> None:

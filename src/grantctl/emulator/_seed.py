@@ -122,11 +122,18 @@ class Behaviour(_Model):
 
 
 class Seed(_Model):
-    """Everything the emulator starts from.
+    """Everything the emulator starts from; build it in Python or load it with ``from_yaml``.
 
-    >>> seed = Seed.from_yaml(EXAMPLE_SEED_PATH)  # doctest: +SKIP
-    >>> seed.default_user_id  # doctest: +SKIP
-    'u-sam'
+    >>> from datetime import date
+    >>> seed = Seed(
+    ...     apps=[SeedApp(client_id="APP", client_secret="s", redirect_uris=["http://localhost:8080/callback"],
+    ...                   created_on=date(2026, 11, 20))],
+    ...     organisations=[SeedOrganisation(tenant_id="t-1", name="Acme Ltd")],
+    ...     users=[SeedUser(id="u-1", email="sam@acme.example", given_name="Sam", family_name="Lee",
+    ...                     organisations=["t-1"])],
+    ... )
+    >>> seed.default_user_id
+    'u-1'
     """
 
     apps: list[SeedApp] = Field(default_factory=list)
