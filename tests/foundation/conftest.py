@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from repo_helpers import CLIENT_ID, CLIENT_SECRET, AddConnection, TeamRepo
 
 from grantctl.commands.init import run_init
 from grantctl.commands.new import NewConnection, run_new
 from grantctl.repo import Repo
-
-CLIENT_SECRET = "s3cr3t-Client-Secret-0123456789abcdefXYZ"
-CLIENT_ID = "CLIENTID0123456789ABCDEF01234567"
-
-
-@dataclass
-class TeamRepo:
-    repo: Repo
-    key_file: Path
-
-    @property
-    def root(self) -> Path:
-        return self.repo.root
 
 
 @pytest.fixture
@@ -32,9 +18,6 @@ def team_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TeamRepo:
     run_init(tmp_path / "repo", public_url="https://connect.agency.example", key_file=key_file)
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(key_file))
     return TeamRepo(Repo.load((tmp_path / "repo").resolve()), key_file)
-
-
-AddConnection = Callable[..., Path]
 
 
 @pytest.fixture
@@ -61,8 +44,3 @@ def add_connection(team_repo: TeamRepo) -> AddConnection:
         return team_repo.repo.manifest_path(name)
 
     return add
-
-
-def tree_snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` with its content, to prove a command changed nothing."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from grantctl.manifest import check_connection, load_connection_fast
 from grantctl.errors import ManifestError
+from grantctl.manifest import check_connection, load_connection_fast
 
 TODAY = date(2026, 11, 28)
 GOOD = """\

@@ -81,7 +81,7 @@ def run_new(
 
 
 def manifest_document(request: NewConnection, secrets_name: str) -> dict[str, Any]:
-    created_on = request.created_on or (date.today().isoformat() if request.provider == "xero" else None)
+    created_on = _created_on(request)
     app: dict[str, Any] = {"credentials": secrets_name}
     if created_on:
         app["createdOn"] = created_on
@@ -102,8 +102,29 @@ def manifest_document(request: NewConnection, secrets_name: str) -> dict[str, An
     }
 
 
+class _ManifestDumper(yaml.SafeDumper):
+    """Indents list items under their key, as people write manifests by hand."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _created_on(request: NewConnection) -> date | str | None:
+    """The app's creation day: as given, or today for Xero (where it decides broad vs granular scopes).
+
+    A valid date stays a date so it is written unquoted; anything else is left for validation to reject.
+    """
+    if request.created_on is None:
+        return date.today() if request.provider == "xero" else None
+    try:
+        return date.fromisoformat(request.created_on)
+    except ValueError:
+        return request.created_on
+
+
 def manifest_text(document: dict[str, Any]) -> str:
-    return SCHEMA_LINE + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+    body = yaml.dump(document, Dumper=_ManifestDumper, sort_keys=False, allow_unicode=True)
+    return SCHEMA_LINE + body
 
 
 def _validated(document: dict[str, Any]) -> Connection:
