@@ -118,9 +118,7 @@ def validate(paths: tuple[Path, ...], fmt: str, repo_dir: Path | None) -> None:
 
 
 @cli.command()
-@click.option(
-    "--check", is_flag=True, help="Exit 1 when the committed schemas are stale, instead of writing."
-)
+@click.option("--check", is_flag=True, help="Exit 1 when the committed schemas are stale, instead of writing.")
 @repo_option
 def schema(check: bool, repo_dir: Path | None) -> None:
     """Write (or --check) the JSON Schemas in schemas/ generated from the models.
@@ -184,9 +182,7 @@ def init(directory: Path, public_url: str, key_file: Path | None) -> None:
 @click.option("--contact-name", default=None, help="Contact's name (default: from the email).")
 @click.option("--scope", "scope_list", multiple=True, required=True, help="A scope; repeat for each.")
 @click.option("--created-on", default=None, help="When the client created the app (YYYY-MM-DD).")
-@click.option(
-    "--credentials-from-stdin", is_flag=True, help="Read client id and secret as two lines on stdin."
-)
+@click.option("--credentials-from-stdin", is_flag=True, help="Read client id and secret as two lines on stdin.")
 @repo_option
 def new(
     name: str,
@@ -274,9 +270,7 @@ def guide(name: str, fmt: str, repo_dir: Path | None) -> None:
     help="Exit 0 when there are no changes, 2 when there are, 1 on error.",
 )
 @repo_option
-def plan(
-    fmt: str, out: Path | None, base: str | None, detailed_exitcode: bool, repo_dir: Path | None
-) -> None:
+def plan(fmt: str, out: Path | None, base: str | None, detailed_exitcode: bool, repo_dir: Path | None) -> None:
     """Compare what each client should have granted with what they did. No network, no keys.
 
     \b
@@ -287,9 +281,49 @@ def plan(
     from grantctl.commands.plan import run_plan
 
     color = fmt == "text" and sys.stdout.isatty()
+    _emit(run_plan(_repo(repo_dir), fmt=fmt, out=out, base=base, detailed_exitcode=detailed_exitcode, color=color))
+
+
+@cli.command()
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A plan saved with `grantctl plan --out`; refused when it no longer matches the repo.",
+)
+@click.option("--allow-destructive", is_flag=True, help="Also revoke, reduce and disconnect (after review).")
+@click.option(
+    "--links-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the issued links as JSON (mode 0600: links are bearer credentials until they expire).",
+)
+@click.option("--notify", default=None, metavar="URL", help="POST each link as JSON to this webhook.")
+@format_option("text", "markdown", default="text")
+@repo_option
+def apply(
+    plan_file: Path | None,
+    allow_destructive: bool,
+    links_out: Path | None,
+    notify: str | None,
+    fmt: str,
+    repo_dir: Path | None,
+) -> None:
+    """Carry out the plan: links for every gap, due refreshes, approved revocations.
+
+    Exit 0 all done, 2 something was held back or not delivered, 1 an action failed.
+
+    \b
+    Example:
+      grantctl apply --links-out links.json --notify https://hooks.agency.example/grantctl
+    """
+    from grantctl.commands.apply import run_apply
+
+    repo = _repo(repo_dir)
     _emit(
-        run_plan(
-            _repo(repo_dir), fmt=fmt, out=out, base=base, detailed_exitcode=detailed_exitcode, color=color
+        run_apply(
+            repo, plan_file=plan_file, allow_destructive=allow_destructive, links_out=links_out, notify=notify, fmt=fmt
         )
     )
 
@@ -310,7 +344,9 @@ def verify(repo_dir: Path | None) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--ttl", default=None, help="How long the link stays valid, e.g. 7d, 12h (default: links.ttl in grantctl.yaml).")
+@click.option(
+    "--ttl", default=None, help="How long the link stays valid, e.g. 7d, 12h (default: links.ttl in grantctl.yaml)."
+)
 @repo_option
 def link(name: str, ttl: str | None, repo_dir: Path | None) -> None:
     """Print one connection's authorization link.
@@ -342,7 +378,9 @@ def serve(host: str, port: int, repo_dir: Path | None) -> None:
 
 @cli.command()
 @click.argument("name")
-@click.option("--port", default=8765, show_default=True, type=int, help="Local port for http://localhost:PORT/callback.")
+@click.option(
+    "--port", default=8765, show_default=True, type=int, help="Local port for http://localhost:PORT/callback."
+)
 @click.option("--open-browser/--no-open-browser", default=False, show_default=True)
 @repo_option
 def connect(name: str, port: int, open_browser: bool, repo_dir: Path | None) -> None:
@@ -399,8 +437,12 @@ def health(names: tuple[str, ...], fmt: str, repo_dir: Path | None) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8900, show_default=True, type=int)
-@click.option("--seed", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
-              help="Seed YAML (apps, organisations, users); default: the bundled example seed.")
+@click.option(
+    "--seed",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Seed YAML (apps, organisations, users); default: the bundled example seed.",
+)
 def emulator(host: str, port: int, seed: Path | None) -> None:
     """Run the Xero emulator on loopback (for tests, benchmarks and the offline walkthrough).
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-from repo_helpers import AddConnection, TeamRepo, tree_snapshot
 
 from grantctl.cli import cli
+from repo_helpers import AddConnection, TeamRepo, tree_snapshot
 
 PROJECT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Values and helpers shared by the foundation tests (fixtures are in conftest.py)."""
+"""Values and helpers shared by tests across folders (fixtures are in tests/conftest.py)."""
 
 from __future__ import annotations
 
