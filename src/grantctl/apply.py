@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from grantctl.errors import GrantctlError, ProviderError
+from grantctl.grants import token_set_from_state
 from grantctl.links import IssuedLink, SigningKey, issue_link, record_link
 from grantctl.maintenance import RunContext, refresh_connection
 from grantctl.maintenance._context import Target
@@ -30,7 +31,8 @@ from grantctl.maintenance._results import Trace
 from grantctl.maintenance.refresh import persist, refresh_locked
 from grantctl.models import Connection
 from grantctl.plan import LINK_KINDS, Action, Plan
-from grantctl.providers import ClientCredentials, Provider, TokenSet
+from grantctl.providers import ClientCredentials, Provider
+from grantctl.state.base import StateStore
 from grantctl.state.model import Grant, Tokens
 
 Status = Literal["link", "refreshed", "suggested", "done", "held", "failed"]
@@ -109,8 +111,8 @@ def _pin_suggestion(action: Action) -> str:
 async def _take_back(ctx: RunContext, action: Action, connection: Connection) -> ApplyResult:
     """Reduce: revoke the whole grant. Wrong organisation: disconnect just that tenant. Then clear the grant."""
     target = await ctx.target(action.connection, connection)
-    async with ctx.locked(action.connection):
-        grant, tokens = await _grant_and_tokens(ctx, action.connection)
+    async with ctx.locked(action.connection, lambda: _grant_and_tokens(ctx.store, action.connection)) as stored:
+        grant, tokens = stored
         if action.kind == "reduce":
             await _revoke(ctx, target.provider, target.credentials, tokens, action.connection)
             cleared_tokens: Tokens | None = Tokens()
@@ -131,7 +133,7 @@ async def _disconnect_tenant(ctx: RunContext, target: Target, grant: Grant, toke
     step = await refresh_locked(ctx, target, grant, tokens, trace)  # a fresh access token, persisted first
     if step.error is not None:
         raise GrantctlError(f"{action.connection}: could not refresh before disconnecting: {step.error}")
-    token_set = _token_set(step.grant, step.tokens, ctx)
+    token_set = token_set_from_state(step.grant, step.tokens, now=ctx.clock())
     tenants = await ctx.call(
         target, lambda: target.provider.list_tenants(ctx.http, token_set), tenant=None, what="connections", trace=trace
     )
@@ -157,8 +159,8 @@ async def _remove_orphan(ctx: RunContext, action: Action) -> ApplyResult:
             f"the client to disconnect the app, then delete state/{name}.yaml by hand"
         )
     credentials = await ctx.io(read_credentials, credentials_path)
-    async with ctx.locked(name):
-        grant, tokens = await _grant_and_tokens(ctx, name)
+    async with ctx.locked(name, lambda: _grant_and_tokens(ctx.store, name)) as stored:
+        grant, tokens = stored
         await _revoke(ctx, ctx.provider(grant.provider), credentials, tokens, name)
         await ctx.io(ctx.store.delete, name)
     return ApplyResult(action, "done", f"revoked the grant and deleted state/{name}.yaml")
@@ -177,12 +179,12 @@ async def _revoke(
         raise GrantctlError(f"{name}: revocation failed: {exc}") from None
 
 
-async def _grant_and_tokens(ctx: RunContext, name: str) -> tuple[Grant, Tokens]:
-    grant = await ctx.io(ctx.store.read_grant, name)
+def _grant_and_tokens(store: StateStore, name: str) -> tuple[Grant, Tokens]:
+    """Re-read under the lock: another run may have refreshed or removed the grant since planning."""
+    grant = store.read_grant(name)
     if grant is None:
         raise GrantctlError(f"{name}: the state disappeared while applying; run `grantctl plan` again")
-    tokens = await ctx.io(ctx.store.read_tokens, name)
-    return grant, tokens or Tokens()
+    return grant, store.read_tokens(name) or Tokens()
 
 
 def _cleared(grant: Grant) -> Grant:
@@ -198,18 +200,6 @@ def _cleared(grant: Grant) -> Grant:
             "refresh_token_issued_at": None,
             "reauthorize": None,
         }
-    )
-
-
-def _token_set(grant: Grant, tokens: Tokens, ctx: RunContext) -> TokenSet:
-    assert tokens.access_token is not None
-    return TokenSet(
-        access_token=tokens.access_token,
-        refresh_token=tokens.refresh_token,
-        id_token=tokens.id_token,
-        expires_at=grant.access_token_expires_at or ctx.clock(),
-        granted_scopes=tuple(grant.granted_scopes),
-        auth_event_id=grant.auth_event_id,
     )
 
 

@@ -96,6 +96,7 @@ def grant_after_consent(
         authorized_by=AuthorizedBy(user_id=user.id, email=user.email, name=user.name) if user else None,
         authorized_at=now,
         auth_event_id=tokens.auth_event_id or tenant.auth_event_id,
+        api_domain=tokens.api_domain,
         access_token_expires_at=tokens.expires_at,
         refresh_token_issued_at=now if tokens.refresh_token else None,
         links=list(previous.links) if previous else [],
@@ -107,11 +108,30 @@ def tokens_for_state(tokens: TokenSet) -> Tokens:
     return Tokens(access_token=tokens.access_token, refresh_token=tokens.refresh_token, id_token=tokens.id_token)
 
 
+def token_set_from_state(grant: Grant, tokens: Tokens, *, now: datetime) -> TokenSet:
+    """The stored tokens in the shape providers take, for calls made on an existing grant.
+
+    An unknown expiry counts as "now": the provider's 401 then triggers one refresh.
+    """
+    if tokens.access_token is None:
+        raise ValueError("no access token stored")  # callers refresh first when there is none
+    return TokenSet(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        id_token=tokens.id_token,
+        expires_at=grant.access_token_expires_at or now,
+        granted_scopes=tuple(grant.granted_scopes),
+        auth_event_id=grant.auth_event_id,
+        api_domain=grant.api_domain,
+    )
+
+
 __all__ = [
     "TenantChoice",
     "choose_tenants",
     "grant_after_consent",
     "is_right_tenant",
     "same_organisation_name",
+    "token_set_from_state",
     "tokens_for_state",
 ]

@@ -113,7 +113,9 @@ class ProviderOverrides(_Model):
     token_url: str | None = Field(default=None, alias="tokenUrl")
     revocation_url: str | None = Field(default=None, alias="revocationUrl")
     api_url: str | None = Field(default=None, alias="apiUrl")
-    pkce: bool | None = Field(default=None, description="Send PKCE (S256) at authorize; off by default for Xero web apps.")
+    pkce: bool | None = Field(
+        default=None, description="Send PKCE (S256) at authorize; off by default for Xero web apps."
+    )
     timeout_seconds: float | None = Field(
         default=None, alias="timeoutSeconds", gt=0, le=300, description="Timeout of each call to this provider."
     )
