@@ -50,7 +50,8 @@ def test_apply_link_consent_then_plan_is_clean(live: Live, tmp_path: Path) -> No
     connect(live, tmp_path)
     grant = live.store.read_grant(NAME)
     assert grant is not None
-    assert grant.tenant is not None and grant.tenant.id == ACME
+    assert grant.tenant is not None
+    assert grant.tenant.id == ACME
     assert [link.action for link in grant.links] == ["connect"]  # the link history survived the consent
     assert plan_exit(live) == EXIT_OK
 
@@ -72,13 +73,15 @@ def test_reduce_needs_approval_then_revokes_and_relinks(live: Live, tmp_path: Pa
     assert "revoked the grant" in output
     assert live.emulator_connections() == []
     grant = live.store.read_grant(NAME)
-    assert grant is not None and grant.tenant is None
+    assert grant is not None
+    assert grant.tenant is None
     assert [link["action"] for link in links] == ["reduce"]
 
     page = live.consent(str(links[0]["url"]), [ACME])
     assert "Connected Acme Ltd" in page_text(page.text)
     grant = live.store.read_grant(NAME)
-    assert grant is not None and "accounting.invoices" not in grant.granted_scopes
+    assert grant is not None
+    assert "accounting.invoices" not in grant.granted_scopes
     assert plan_exit(live) == EXIT_OK
 
 
