@@ -27,10 +27,15 @@ PathKey = tuple[str | int, ...]
 """A path into a document: mapping keys and list indexes, e.g. ``("spec", "scopes", 2)``."""
 
 
+# Timestamps stay strings (see the module docstring); a bare ``=`` is YAML 1.1's obscure "value" tag,
+# which PyYAML cannot construct, while sops and go-yaml write it unquoted as a plain string.
+_DROPPED_TAGS = frozenset({"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:value"})
+
+
 def _without_timestamps(base: type[Any]) -> type[Any]:
-    """A loader class like ``base`` that leaves timestamps as strings."""
+    """A loader class like ``base`` that leaves timestamps (and a bare ``=``) as strings."""
     resolvers = {
-        first: [(tag, regexp) for tag, regexp in entries if tag != "tag:yaml.org,2002:timestamp"]
+        first: [(tag, regexp) for tag, regexp in entries if tag not in _DROPPED_TAGS]
         for first, entries in base.yaml_implicit_resolvers.items()
     }
     return type(f"{base.__name__}NoTimestamps", (base,), {"yaml_implicit_resolvers": resolvers})

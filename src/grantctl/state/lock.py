@@ -39,6 +39,7 @@ class LockDirectory:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._thread_locks: dict[str, threading.Lock] = {}
+        self._owners: dict[str, int] = {}
         self._guard = threading.Lock()
 
     def path(self, name: str) -> Path:
@@ -49,14 +50,19 @@ class LockDirectory:
     def hold(self, name: str, timeout: float) -> Iterator[None]:
         """Hold ``name``'s lock for the ``with`` block; :class:`LockTimeout` after ``timeout`` seconds."""
         deadline = time.monotonic() + max(timeout, 0.0)
+        if self._owners.get(name) == threading.get_ident():
+            # Waiting would only time out: fail at once, at the line that has the bug.
+            raise StateError(f"{name}: this thread already holds the connection's lock (locks are not reentrant)")
         thread_lock = self._thread_lock(name)
         if not thread_lock.acquire(timeout=max(timeout, 0.0)):
             raise self._timeout(name, timeout, holder=f"another thread of this process (pid {os.getpid()})")
         try:
             fd = self._acquire_file(name, deadline, timeout)
+            self._owners[name] = threading.get_ident()
             try:
                 yield
             finally:
+                del self._owners[name]
                 # Closing the descriptor releases the flock; the file stays so that a waiter that
                 # already opened it keeps locking the same inode (unlinking here would let two
                 # processes hold "the" lock at once).

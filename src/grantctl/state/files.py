@@ -1,0 +1,484 @@
+"""State as SOPS files in the repo: ``state/<name>.yaml``.
+
+A state document is the plaintext grant (:meth:`Grant.to_document`), a ``tokens:`` mapping whose
+values SOPS encrypts (``encrypted_regex: ^(access_token|refresh_token|id_token)$`` in the creation
+rule), and the ``sops:`` metadata. The MAC covers every value, plaintext ones included, so a hand
+edit of a grant field is detectable wherever the age key is present. The files stay readable and
+writable with the plain ``sops`` binary.
+
+    store = FilesStore(repo)
+    store.read_grants()                      # no key: libyaml, no sops process, no decryption
+    with store.lock("acme-ltd"):
+        tokens = store.read_tokens("acme-ltd")
+        store.write("acme-ltd", grant, new_tokens)
+
+Writes update a document in place with its existing data key and re-encrypt only the values that
+changed, so a git diff shows only the changed lines.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError
+
+from grantctl.errors import SopsError, StateError
+from grantctl.fileio import atomic_write_bytes
+from grantctl.models import NAME_PATTERN
+from grantctl.repo import Repo
+from grantctl.sops import AgeKeyring, CreationRules, SopsUnsupported, binary, native
+from grantctl.sops._format import Selectors, is_enc
+from grantctl.state.base import DEFAULT_LOCK_TIMEOUT, StateStore
+from grantctl.state.lock import LOCKS_DIR, LockDirectory
+from grantctl.state.model import TOKEN_FIELDS, Grant, Tokens
+from grantctl.yamlsource import FastLoader
+
+STATE_SUFFIX = ".yaml"
+SOPS_KEY = "sops"
+TOKENS_KEY = "tokens"
+_NAME = re.compile(NAME_PATTERN)
+# A line that starts at column 0 begins the next top-level key (see _without_sops_block).
+_TOP_LEVEL_LINE = re.compile(r"\n[^\s#]")
+_SOPS_HEADER = "\nsops:\n"
+STATE_ENCRYPTED_REGEX = "^(access_token|refresh_token|id_token)$"
+# libyaml without timestamp resolution (grantctl.yamlsource), minus YAML 1.1's "value" tag: sops and
+# grantctl write the string "=" unquoted (YAML 1.2), and PyYAML would otherwise fail to construct it.
+_GrantLoader = type(
+    "_GrantLoader",
+    (FastLoader,),
+    {
+        "yaml_implicit_resolvers": {
+            first: [(tag, regexp) for tag, regexp in entries if tag != "tag:yaml.org,2002:value"]
+            for first, entries in FastLoader.yaml_implicit_resolvers.items()
+        }
+    },
+)
+
+
+class FilesStore(StateStore):
+    """State documents as SOPS-encrypted YAML files under ``repo.state_dir``."""
+
+    def __init__(self, repo: Repo, *, keyring: AgeKeyring | None = None) -> None:
+        self.repo = repo
+        self.directory = repo.state_dir
+        self._keyring = keyring
+        self._locks = LockDirectory(self.directory / LOCKS_DIR)
+        self._held: set[str] = set()
+
+    # -- reading without a key ------------------------------------------------------------------
+
+    def path(self, name: str) -> Path:
+        """The file of connection ``name`` (the name is checked: it becomes part of a path)."""
+        if not _NAME.match(name):
+            raise StateError(
+                f"{name!r} is not a connection name (lowercase letters, digits and dashes); "
+                "state files are named after their connection"
+            )
+        return self.directory / f"{name}{STATE_SUFFIX}"
+
+    def names(self) -> list[str]:
+        """Connections with a state file, sorted; temp files and anything not named like one are skipped."""
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return []
+        found = (entry.name.removesuffix(STATE_SUFFIX) for entry in entries if entry.name.endswith(STATE_SUFFIX))
+        return sorted(name for name in found if _NAME.match(name))
+
+    def read_grant(self, name: str) -> Grant | None:
+        """The plaintext grant of ``name``, or None when it has no state file. Needs no key."""
+        path = self.path(name)
+        text = self._read_if_exists(path)
+        return None if text is None else self._grant_from_text(name, path, text)
+
+    def read_grants(self) -> dict[str, Grant]:
+        """Every grant by name, with no key and no sops process (what ``plan`` runs on every file)."""
+        grants = {}
+        with _cyclic_gc_paused():
+            for name in self.names():
+                grant = self.read_grant(name)
+                if grant is not None:
+                    grants[name] = grant
+        return grants
+
+    def _grant_from_text(self, name: str, path: Path, text: str) -> Grant:
+        document = self._parse_plaintext(path, text)
+        _check_tokens_encrypted(document, self._shown(path))
+        fields = {key: value for key, value in document.items() if key not in (SOPS_KEY, TOKENS_KEY)}
+        try:
+            grant = Grant.model_validate(fields)
+        except ValidationError as exc:
+            raise StateError(f"{self._shown(path)}: not a valid state document: {_describe(exc)}. {_RESTORE}") from None
+        if grant.connection != name:
+            raise StateError(
+                f"{self._shown(path)}: the document is for connection {grant.connection!r}, not {name!r}; "
+                "state files are written by grantctl only: restore it from git"
+            )
+        return grant
+
+    def _parse_plaintext(self, path: Path, text: str) -> dict[str, Any]:
+        try:
+            document = yaml.load(_without_sops_block(text), Loader=_GrantLoader)  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise StateError(f"{self._shown(path)}{where}: invalid YAML. {_RESTORE}") from None
+        if not isinstance(document, dict):
+            raise StateError(f"{self._shown(path)}: expected a mapping of grant fields. {_RESTORE}")
+        return document
+
+    # -- integrity --------------------------------------------------------------------------------
+
+    def verify(self) -> dict[str, str | None]:
+        """Per connection None when its MAC checks out, else the problem (also when it could not be checked)."""
+        return {name: check.problem for name, check in self.integrity().items()}
+
+    def integrity(self) -> dict[str, Integrity]:
+        """Per connection, sorted: ok, tampered, unverifiable (no key here) or invalid, and why."""
+        keyring = self._current_keyring()
+        return {name: self.check(name, keyring=keyring) for name in self.names()}
+
+    def check(self, name: str, *, keyring: AgeKeyring | None = None) -> Integrity:
+        """Check one state file: its MAC (where a key is at hand) and that it is a valid state document."""
+        keyring = self._current_keyring() if keyring is None else keyring
+        path = self.path(name)
+        try:
+            text = self._read_if_exists(path)
+        except StateError as exc:
+            return Integrity("invalid", str(exc))
+        if text is None:
+            return Integrity("invalid", f"{self._shown(path)}: the file disappeared while it was being checked")
+        mac = self._check_mac(path, text, keyring)
+        if mac.status in ("tampered", "invalid"):
+            return mac
+        try:
+            self._grant_from_text(name, path, text)
+        except StateError as exc:
+            return Integrity("invalid", str(exc))
+        return mac
+
+    def _check_mac(self, path: Path, text: str, keyring: AgeKeyring) -> Integrity:
+        try:
+            document = self._sops_document(path, text)
+        except SopsUnsupported:
+            return _check_with_binary(path)
+        except SopsError as exc:
+            return Integrity("invalid", str(exc))  # not encrypted at all, or damaged metadata
+        if not keyring.can_decrypt_for(document.recipients):
+            if keyring.not_supported:
+                return _check_with_binary(path)  # SOPS_AGE_KEY_CMD / SSH keys: only sops uses them
+            return Integrity("unverifiable", f"{self._shown(path)}: {_no_key(keyring, document.recipients)}")
+        try:
+            native.open_document(document, keyring)
+        except SopsUnsupported:
+            return _check_with_binary(path)
+        except SopsError as exc:
+            return Integrity("tampered", str(exc))
+        return Integrity("ok")
+
+    # -- locking ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, name: str, timeout: float = DEFAULT_LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold ``name``'s lock (across processes and threads) for the ``with`` block."""
+        self.path(name)  # reject bad names before they reach the lock directory
+        with self._locks.hold(name, timeout):
+            self._held.add(name)
+            try:
+                yield
+            finally:
+                self._held.discard(name)
+
+    def _require_lock(self, name: str) -> None:
+        if name not in self._held:
+            raise StateError(f"{name}: write without holding the connection's lock (a bug in grantctl)")
+
+    # -- reading and writing with the key ----------------------------------------------------------
+
+    def read_tokens(self, name: str) -> Tokens | None:
+        """The decrypted tokens of ``name`` (MAC verified), or None when it has no state or no tokens."""
+        path = self.path(name)
+        text = self._read_if_exists(path)
+        if text is None:
+            return None
+        keyring = self._current_keyring()
+        if not keyring and keyring.not_supported:
+            tree = binary.decrypt_file(path)  # SOPS_AGE_KEY_CMD or SSH keys: only sops itself uses them
+        else:
+            try:
+                tree = native.open_document(self._sops_document(path, text), keyring).tree
+            except SopsUnsupported:
+                tree = binary.decrypt_file(path)
+        return _tokens_from_tree(tree, self._shown(path))
+
+    def write(self, name: str, grant: Grant, tokens: Tokens | None = None) -> None:
+        """Replace ``name``'s document atomically; ``tokens=None`` keeps the stored tokens untouched.
+
+        ``Tokens()`` (no values) removes the stored tokens, e.g. after a revocation.
+
+        The caller holds ``name``'s lock. An existing document keeps its data key and the exact
+        ciphertext of every unchanged value; a new one is encrypted per ``.sops.yaml``. Needs the
+        key either way: the MAC covers the plaintext grant, and the tokens are part of it.
+        """
+        self._require_lock(name)
+        path = self.path(name)
+        if grant.connection != name:
+            raise StateError(
+                f"{name}: refusing to write the grant of connection {grant.connection!r} into it (a bug in grantctl)"
+            )
+        old_text = self._read_if_exists(path)
+        if old_text is None:
+            new_text = self._encrypt_new(path, grant, tokens)
+        else:
+            new_text = self._reencrypt(path, old_text, grant, tokens)
+            if new_text == old_text:
+                return  # nothing changed: no write, no new lastmodified, no git diff
+        try:
+            atomic_write_bytes(path, new_text.encode("utf-8"), mode=_mode_of(path))
+        except OSError as exc:
+            raise StateError(
+                f"{self._shown(path)}: could not write the state file ({_reason(exc)}); "
+                "the previous version is unchanged"
+            ) from None
+
+    def _encrypt_new(self, path: Path, grant: Grant, tokens: Tokens | None) -> str:
+        tree = _tree(grant, tokens.to_document() if tokens is not None else None)
+        rules = CreationRules.load(self.repo.sops_config)
+        rule = rules.rule_for(path.absolute())
+        shown = self._shown(path)
+        _check_selectors(rule.selectors, tree, shown, f"creation rule {rule.number} in {rules.path.name}")
+        return native.encrypt(tree, rule, indent=rules.indent, path=shown)
+
+    def _reencrypt(self, path: Path, old_text: str, grant: Grant, tokens: Tokens | None) -> str:
+        document = self._sops_document(path, old_text)
+        # Opening verifies the MAC: a tampered file is never re-signed with our key.
+        opened = native.open_document(document, self._current_keyring())
+        stored = opened.tree.get(TOKENS_KEY)
+        tree = _tree(grant, tokens.to_document() if tokens is not None else stored)
+        shown = self._shown(path)
+        _check_selectors(document.metadata.selectors, tree, shown, "its sops metadata")
+        return opened.reencrypt(tree)
+
+    def delete(self, name: str) -> None:
+        """Remove ``name``'s state file (the caller holds the lock); no file is not an error."""
+        self._require_lock(name)
+        path = self.path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StateError(f"{self._shown(path)}: cannot delete the state file ({_reason(exc)})") from None
+        _fsync_directory(self.directory)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _current_keyring(self) -> AgeKeyring:
+        # Read from the environment at each use, as sops does, unless the caller gave one.
+        return self._keyring if self._keyring is not None else AgeKeyring.from_environment()
+
+    def _sops_document(self, path: Path, text: str) -> native.SopsDocument:
+        return native.loads(text, path=self._shown(path))
+
+    def _read_if_exists(self, path: Path) -> str | None:
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StateError(f"{self._shown(path)}: cannot read the state file ({_reason(exc)})") from None
+
+    def _shown(self, path: Path) -> Path:
+        return self.repo.relative(path)
+
+
+IntegrityStatus = Literal["ok", "tampered", "unverifiable", "invalid"]
+
+
+@dataclass(frozen=True)
+class Integrity:
+    """The verdict on one state file. ``detail`` names the file and says what to do; never a secret."""
+
+    status: IntegrityStatus
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def problem(self) -> str | None:
+        """None when ok, else one line for :meth:`StateStore.verify`."""
+        if self.ok:
+            return None
+        label = "could not be checked" if self.status == "unverifiable" else self.status
+        return f"{label}: {self.detail}"
+
+
+def _check_with_binary(path: Path) -> Integrity:
+    """The verdict of ``sops decrypt`` for what the native code does not handle."""
+    try:
+        binary.decrypt_file(path)
+    except SopsError as exc:
+        message = str(exc)
+        tampered = "MAC mismatch" in message or "tampered" in message
+        return Integrity("tampered" if tampered else "unverifiable", message)
+    return Integrity("ok")
+
+
+def _no_key(keyring: AgeKeyring, recipients: tuple[str, ...]) -> str:
+    if not keyring:
+        return f"MAC not checked: {keyring.no_key_message()}"
+    return (
+        f"MAC not checked: none of your age keys ({', '.join(keyring.recipients)}) is a recipient "
+        f"of this file ({', '.join(recipients) or 'no age recipient'}); use one of those keys"
+    )
+
+
+_RESTORE = "State files are written by grantctl only: restore it from git (`git checkout -- <file>`)"
+
+
+def _without_sops_block(text: str) -> str:
+    """``text`` without the top-level ``sops:`` block, when that block can be cut out safely.
+
+    The metadata is half of a state file and nothing ``read_grant`` needs; skipping it roughly halves
+    the parse time of ``plan`` over thousands of files. Both sops and grantctl write it as a block
+    mapping whose lines are all indented, so it ends at the next line starting in column 0.
+    """
+    start = text.rfind(_SOPS_HEADER)
+    if start < 0:
+        return text
+    body = start + len(_SOPS_HEADER)
+    if body < len(text) and not text[body].isspace():
+        return text  # "sops:" followed by something unexpected: let the parser judge the whole file
+    following = _TOP_LEVEL_LINE.search(text, body - 1)
+    if following is None:
+        return text[: start + 1]
+    return text[: start + 1] + text[following.start() + 1 :]
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector while thousands of grants pile up.
+
+    Parsed documents and models hold no reference cycles, so its repeated full passes over a
+    growing heap find nothing and only make bulk reads superlinear; reference counting still frees
+    everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _check_tokens_encrypted(document: Mapping[str, Any], shown: Path) -> None:
+    """Plaintext tokens in a committed file are a leak: refuse loudly (without echoing them)."""
+    tokens = document.get(TOKENS_KEY)
+    if tokens is None:
+        return
+    if not isinstance(tokens, dict) or set(tokens) - set(TOKEN_FIELDS):
+        raise StateError(f"{shown}: `tokens` must be a mapping of {', '.join(TOKEN_FIELDS)}. {_RESTORE}")
+    unencrypted = sorted(key for key, value in tokens.items() if not _is_encrypted_value(value))
+    if unencrypted:
+        raise StateError(
+            f"{shown}: {', '.join(unencrypted)} not encrypted: treat the token as leaked (revoke it and "
+            "reconnect), then re-encrypt the file with `sops encrypt -i`"
+        )
+
+
+def _is_encrypted_value(value: object) -> bool:
+    # sops leaves the empty string as it is: there is nothing to hide in it.
+    return isinstance(value, str) and (value == "" or is_enc(value))
+
+
+def _tree(grant: Grant, tokens: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The plaintext document: grant fields, then the tokens (omitted when there are none)."""
+    tree = grant.to_document()
+    if tokens:
+        tree[TOKENS_KEY] = dict(tokens)
+    return tree
+
+
+def _check_selectors(selectors: Selectors, tree: Mapping[str, Any], shown: Path, source: str) -> None:
+    """Tokens must be encrypted and grant fields must not be, or the file breaks its promises.
+
+    A token in plaintext would be committed to git; an encrypted grant field would blind ``plan``
+    and ``audit``, which read grants without a key.
+    """
+    for key_path in _leaf_paths(tree):
+        should = key_path[0] == TOKENS_KEY
+        if selectors.should_encrypt(key_path) != should:
+            state = "leave it in plaintext" if should else "encrypt it"
+            raise StateError(
+                f"{shown}: {source} would {state} at {'.'.join(key_path)}; state files need "
+                f"`encrypted_regex: {STATE_ENCRYPTED_REGEX}` in their .sops.yaml creation rule. "
+                "Nothing was written"
+            )
+
+
+def _leaf_paths(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _leaf_paths(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaf_paths(item, path)
+    elif value is not None:
+        yield path
+
+
+def _tokens_from_tree(tree: Mapping[str, Any], shown: Path) -> Tokens | None:
+    stored = tree.get(TOKENS_KEY)
+    if stored is None:
+        return None
+    if (
+        not isinstance(stored, dict)
+        or set(stored) - set(TOKEN_FIELDS)
+        or not all(isinstance(value, str) for value in stored.values())
+    ):
+        raise StateError(f"{shown}: `tokens` must map {', '.join(TOKEN_FIELDS)} to strings. {_RESTORE}")
+    return Tokens(**stored) if stored else None
+
+
+def _mode_of(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return 0o644
+
+
+def _describe(exc: ValidationError) -> str:
+    """Field paths and messages only: pydantic's default text would echo the offending values."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"]) or "document"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make an unlink durable, like the rename of a write."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
