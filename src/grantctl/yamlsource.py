@@ -10,7 +10,9 @@ strings into dates.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +123,20 @@ def read_text(path: Path) -> str:
         raise ManifestError(Location(path), "not UTF-8 text") from None
     except OSError as exc:
         raise ManifestError(Location(path), f"cannot read file: {exc.strerror}") from None
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while thousands of parsed documents and models pile up.
+
+    They hold no reference cycles, so the collector finds nothing, yet with 10,000 connections its
+    repeated full passes over the growing heap made loading superlinear (6.5 s instead of 4.2 s).
+    Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

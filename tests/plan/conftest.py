@@ -155,10 +155,17 @@ def mixed_repo(plan_repo: PlanRepo) -> PlanRepo:
     plan_repo.add_state(grant("needs-more", scopes=[s for s in DESIRED if s != "accounting.invoices"]))
     plan_repo.add_manifest("has-too-much")
     plan_repo.add_state(grant("has-too-much", scopes=[*DESIRED, "payroll.employees"]))
+    # The token values ride inside ENC[...] (as if a broken cipher leaked them) so tests can prove
+    # plan never prints what sits under `tokens:`.
     plan_repo.add_state(
-        grant("gone", tenant_name="Gone Ltd"), tokens={"refresh_token": REFRESH_TOKEN, "access_token": ACCESS_TOKEN}
+        grant("gone", tenant_name="Gone Ltd"),
+        tokens={"refresh_token": _enc(REFRESH_TOKEN), "access_token": _enc(ACCESS_TOKEN)},
     )
     return plan_repo
+
+
+def _enc(value: str) -> str:
+    return f"ENC[AES256_GCM,data:{value},iv:aXY=,tag:dGFn,type:str]"
 
 
 class Make:

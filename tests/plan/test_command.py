@@ -127,7 +127,7 @@ def test_invalid_state_names_file_and_field_but_not_the_value(plan_repo: Any, ma
         run_plan(plan_repo.repo, now=make.NOW)
 
     message = str(caught.value)
-    assert message.startswith(f"{path}: consecutive_failures: ")
+    assert message.startswith("state/acme-ltd.yaml: consecutive_failures: ")
     assert "sk-LEAKY-VALUE-123" not in message
 
 
@@ -142,7 +142,7 @@ def test_state_with_broken_yaml_points_at_the_line(plan_repo: Any, make: Any) ->
 def test_state_for_another_connection_is_refused(plan_repo: Any, make: Any) -> None:
     (plan_repo.root / "state" / "acme-ltd.yaml").write_text(make.state_file_text(make.grant("other")))
 
-    with pytest.raises(StateError, match="says it is the state of 'other'"):
+    with pytest.raises(StateError, match="the document is for connection 'other', not 'acme-ltd'"):
         run_plan(plan_repo.repo, now=make.NOW)
 
 
@@ -172,8 +172,10 @@ def test_hidden_and_lock_files_in_state_are_ignored(plan_repo: Any, make: Any) -
 @pytest.mark.parametrize(
     "tokens_and_sops",
     [
-        "tokens: {access_token: 'ENC[x]', refresh_token: 'ENC[y]'}\nsops: {version: 3.11.0}",
-        "# a comment\ntokens:\n    access_token: ENC[x]\n\n    # inside\n    refresh_token: ENC[y]\n"
+        "tokens: {access_token: 'ENC[AES256_GCM,data:x]', refresh_token: 'ENC[AES256_GCM,data:y]'}\n"
+        "sops: {version: 3.11.0}",
+        "# a comment\ntokens:\n    access_token: ENC[AES256_GCM,data:x]\n\n"
+        "    # inside\n    refresh_token: ENC[AES256_GCM,data:y]\n"
         "sops:\n  mac: ENC[z]",
         "sops:\n  age:\n    - enc: |\n        -----BEGIN AGE ENCRYPTED FILE-----\n        abc\n        -----END\n"
         "tokens: {}",
@@ -259,3 +261,13 @@ def test_cyclic_gc_is_paused_while_loading_and_resumed_after(plan_repo: Any, mak
 
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_plaintext_tokens_in_a_state_file_stop_the_plan(plan_repo: Any, make: Any) -> None:
+    plan_repo.add_manifest("acme-ltd")
+    plan_repo.add_state(make.grant("acme-ltd"), tokens={"refresh_token": "plain-refresh-token-value-123"})
+    with pytest.raises(StateError) as caught:
+        run_plan(plan_repo.repo)
+    message = str(caught.value)
+    assert "refresh_token not encrypted: treat the token as leaked" in message
+    assert "plain-refresh-token-value-123" not in message

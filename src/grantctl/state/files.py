@@ -18,7 +18,6 @@ changed, so a git diff shows only the changed lines.
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -27,40 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import ValidationError
-
 from grantctl.errors import SopsError, StateError
 from grantctl.fileio import atomic_write_bytes
 from grantctl.models import NAME_PATTERN
 from grantctl.repo import Repo
-from grantctl.sops import AgeKeyring, CreationRules, SopsUnsupported, binary, native
-from grantctl.sops._format import Selectors, is_enc
+from grantctl.sops import AgeKeyring, CreationRules, Selectors, SopsUnsupported, binary, native
+from grantctl.state import plaintext
 from grantctl.state.base import DEFAULT_LOCK_TIMEOUT, StateStore
 from grantctl.state.lock import LOCKS_DIR, LockDirectory
 from grantctl.state.model import TOKEN_FIELDS, Grant, Tokens
-from grantctl.yamlsource import FastLoader
+from grantctl.state.plaintext import TOKENS_KEY
 
 STATE_SUFFIX = ".yaml"
-SOPS_KEY = "sops"
-TOKENS_KEY = "tokens"
 _NAME = re.compile(NAME_PATTERN)
-# A line that starts at column 0 begins the next top-level key (see _without_sops_block).
-_TOP_LEVEL_LINE = re.compile(r"\n[^\s#]")
-_SOPS_HEADER = "\nsops:\n"
 STATE_ENCRYPTED_REGEX = "^(access_token|refresh_token|id_token)$"
-# libyaml without timestamp resolution (grantctl.yamlsource), minus YAML 1.1's "value" tag: sops and
-# grantctl write the string "=" unquoted (YAML 1.2), and PyYAML would otherwise fail to construct it.
-_GrantLoader = type(
-    "_GrantLoader",
-    (FastLoader,),
-    {
-        "yaml_implicit_resolvers": {
-            first: [(tag, regexp) for tag, regexp in entries if tag != "tag:yaml.org,2002:value"]
-            for first, entries in FastLoader.yaml_implicit_resolvers.items()
-        }
-    },
-)
 
 
 class FilesStore(StateStore):
@@ -97,43 +76,14 @@ class FilesStore(StateStore):
         """The plaintext grant of ``name``, or None when it has no state file. Needs no key."""
         path = self.path(name)
         text = self._read_if_exists(path)
-        return None if text is None else self._grant_from_text(name, path, text)
+        return None if text is None else self._grant_from_text(path, text)
 
     def read_grants(self) -> dict[str, Grant]:
         """Every grant by name, with no key and no sops process (what ``plan`` runs on every file)."""
-        grants = {}
-        with _cyclic_gc_paused():
-            for name in self.names():
-                grant = self.read_grant(name)
-                if grant is not None:
-                    grants[name] = grant
-        return grants
+        return plaintext.read_grants([self.path(name) for name in self.names()], shown=self._shown)
 
-    def _grant_from_text(self, name: str, path: Path, text: str) -> Grant:
-        document = self._parse_plaintext(path, text)
-        _check_tokens_encrypted(document, self._shown(path))
-        fields = {key: value for key, value in document.items() if key not in (SOPS_KEY, TOKENS_KEY)}
-        try:
-            grant = Grant.model_validate(fields)
-        except ValidationError as exc:
-            raise StateError(f"{self._shown(path)}: not a valid state document: {_describe(exc)}. {_RESTORE}") from None
-        if grant.connection != name:
-            raise StateError(
-                f"{self._shown(path)}: the document is for connection {grant.connection!r}, not {name!r}; "
-                "state files are written by grantctl only: restore it from git"
-            )
-        return grant
-
-    def _parse_plaintext(self, path: Path, text: str) -> dict[str, Any]:
-        try:
-            document = yaml.load(_without_sops_block(text), Loader=_GrantLoader)  # noqa: S506 - a SafeLoader
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise StateError(f"{self._shown(path)}{where}: invalid YAML. {_RESTORE}") from None
-        if not isinstance(document, dict):
-            raise StateError(f"{self._shown(path)}: expected a mapping of grant fields. {_RESTORE}")
-        return document
+    def _grant_from_text(self, path: Path, text: str) -> Grant:
+        return plaintext.read_grant(path, text.encode("utf-8"), shown=self._shown)
 
     # -- integrity --------------------------------------------------------------------------------
 
@@ -160,7 +110,7 @@ class FilesStore(StateStore):
         if mac.status in ("tampered", "invalid"):
             return mac
         try:
-            self._grant_from_text(name, path, text)
+            self._grant_from_text(path, text)
         except StateError as exc:
             return Integrity("invalid", str(exc))
         return mac
@@ -346,62 +296,6 @@ def _no_key(keyring: AgeKeyring, recipients: tuple[str, ...]) -> str:
 _RESTORE = "State files are written by grantctl only: restore it from git (`git checkout -- <file>`)"
 
 
-def _without_sops_block(text: str) -> str:
-    """``text`` without the top-level ``sops:`` block, when that block can be cut out safely.
-
-    The metadata is half of a state file and nothing ``read_grant`` needs; skipping it roughly halves
-    the parse time of ``plan`` over thousands of files. Both sops and grantctl write it as a block
-    mapping whose lines are all indented, so it ends at the next line starting in column 0.
-    """
-    start = text.rfind(_SOPS_HEADER)
-    if start < 0:
-        return text
-    body = start + len(_SOPS_HEADER)
-    if body < len(text) and not text[body].isspace():
-        return text  # "sops:" followed by something unexpected: let the parser judge the whole file
-    following = _TOP_LEVEL_LINE.search(text, body - 1)
-    if following is None:
-        return text[: start + 1]
-    return text[: start + 1] + text[following.start() + 1 :]
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Pause the cyclic collector while thousands of grants pile up.
-
-    Parsed documents and models hold no reference cycles, so its repeated full passes over a
-    growing heap find nothing and only make bulk reads superlinear; reference counting still frees
-    everything as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _check_tokens_encrypted(document: Mapping[str, Any], shown: Path) -> None:
-    """Plaintext tokens in a committed file are a leak: refuse loudly (without echoing them)."""
-    tokens = document.get(TOKENS_KEY)
-    if tokens is None:
-        return
-    if not isinstance(tokens, dict) or set(tokens) - set(TOKEN_FIELDS):
-        raise StateError(f"{shown}: `tokens` must be a mapping of {', '.join(TOKEN_FIELDS)}. {_RESTORE}")
-    unencrypted = sorted(key for key, value in tokens.items() if not _is_encrypted_value(value))
-    if unencrypted:
-        raise StateError(
-            f"{shown}: {', '.join(unencrypted)} not encrypted: treat the token as leaked (revoke it and "
-            "reconnect), then re-encrypt the file with `sops encrypt -i`"
-        )
-
-
-def _is_encrypted_value(value: object) -> bool:
-    # sops leaves the empty string as it is: there is nothing to hide in it.
-    return isinstance(value, str) and (value == "" or is_enc(value))
-
-
 def _tree(grant: Grant, tokens: Mapping[str, Any] | None) -> dict[str, Any]:
     """The plaintext document: grant fields, then the tokens (omitted when there are none)."""
     tree = grant.to_document()
@@ -456,15 +350,6 @@ def _mode_of(path: Path) -> int:
         return path.stat().st_mode & 0o777
     except FileNotFoundError:
         return 0o644
-
-
-def _describe(exc: ValidationError) -> str:
-    """Field paths and messages only: pydantic's default text would echo the offending values."""
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in error["loc"]) or "document"
-        problems.append(f"{where}: {error['msg']}")
-    return "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
 
 
 def _fsync_directory(directory: Path) -> None:
