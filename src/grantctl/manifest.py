@@ -102,9 +102,7 @@ def check_connection(path: Path, *, today: date) -> tuple[Connection | None, lis
         return None, [Diagnostic(exc.location, "error", exc.detail)]
     if not isinstance(document.data, dict):
         return None, [
-            Diagnostic(
-                Location(path, 1, 1), "error", "expected a mapping with apiVersion, kind, metadata, spec"
-            )
+            Diagnostic(Location(path, 1, 1), "error", "expected a mapping with apiVersion, kind, metadata, spec")
         ]
     found = schema_diagnostics(document, Connection)
     if has_errors(found):
@@ -117,9 +115,7 @@ def check_connection(path: Path, *, today: date) -> tuple[Connection | None, lis
     return (None if has_errors(found) else connection), found
 
 
-def _context_diagnostics(
-    document: LocatedDocument, connection: Connection, *, today: date
-) -> list[Diagnostic]:
+def _context_diagnostics(document: LocatedDocument, connection: Connection, *, today: date) -> list[Diagnostic]:
     from grantctl.catalogue import lint_scopes
 
     path = document.path
@@ -193,13 +189,21 @@ def check_config(path: Path) -> tuple[Config | None, list[Diagnostic]]:
 
 
 def load_config(path: Path) -> Config:
-    """The repo config, or a ManifestError at the first problem."""
+    """The repo config, or a ManifestError at the first problem.
+
+    Every command loads it, so the fine file takes the fast path (libyaml + pydantic); only a file
+    that fails is checked again with the JSON Schema for a precise ``file:line:column``.
+    """
     if not path.is_file():
         raise ManifestError(Location(path), "not found: run `grantctl init` to create a connections repo")
+    try:
+        return Config.model_validate(load_fast(path.read_bytes()))
+    except (yaml.YAMLError, ValidationError, OSError):
+        pass
     config, found = check_config(path)
     if config is None:
         raise first_error(found, path)
-    return config
+    return config  # pragma: no cover - the fast path accepts whatever the precise one does
 
 
 def manifest_paths(directory: Path) -> list[Path]:
@@ -207,9 +211,7 @@ def manifest_paths(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(
-        p
-        for p in directory.iterdir()
-        if p.name.endswith(MANIFEST_SUFFIX) and not p.name.endswith(SECRETS_SUFFIX)
+        p for p in directory.iterdir() if p.name.endswith(MANIFEST_SUFFIX) and not p.name.endswith(SECRETS_SUFFIX)
     )
 
 

@@ -134,3 +134,12 @@ def test_unknown_connection_is_a_clear_error(team_repo: TeamRepo) -> None:
 def test_usage_errors_exit_1_not_2() -> None:
     result = CliRunner().invoke(cli, ["plan", "--format", "yaml"])
     assert result.exit_code == 1
+
+
+def test_a_bad_config_is_reported_with_its_location_by_every_command(team_repo: TeamRepo) -> None:
+    config = team_repo.root / "grantctl.yaml"
+    config.write_text(config.read_text().replace("publicUrl: https://connect.agency.example", "publicUrl: connect"))
+    for args in (["validate"], ["plan"], ["audit"]):
+        result = CliRunner().invoke(cli, [*args, "--repo", str(team_repo.root)])
+        assert result.exit_code == 1, (args, result.output)
+        assert f"{config}:4:12: publicUrl: 'connect' does not match" in result.output, (args, result.output)
