@@ -170,3 +170,11 @@ def test_new_reads_credentials_from_stdin_for_scripts(team_repo: TeamRepo) -> No
     assert result.exit_code == 0, result.output
     secrets_path = team_repo.root / "connections" / "bluebird.secrets.yaml"
     assert sops_decrypt(secrets_path, team_repo.key_file)["client_secret"] == CLIENT_SECRET
+
+
+def test_init_writes_the_ci_workflows_this_repo_runs(team_repo: TeamRepo) -> None:
+    project = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+    written = sorted(p.name for p in (team_repo.root / ".github" / "workflows").iterdir())
+    assert written == ["grantctl-apply.yml", "grantctl-maintain.yml", "grantctl-plan.yml"]
+    for name in written:
+        assert (team_repo.root / ".github" / "workflows" / name).read_text() == (project / name).read_text(), name

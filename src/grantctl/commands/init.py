@@ -21,6 +21,9 @@ from grantctl.fileio import atomic_write_text
 from grantctl.repo import CONFIG_FILE, SOPS_CONFIG_FILE
 
 SIGNING_KEY_FILE = "secrets/signing-key.yaml"
+# The CI workflows of a connections repo (plan on PRs, apply on merge, scheduled refresh + health);
+# this project's own .github/workflows/grantctl-*.yml are the same files (a test keeps them equal).
+WORKFLOWS = Path(__file__).resolve().parent.parent / "templates" / "workflows"
 TOKEN_REGEX = "^(access_token|refresh_token|id_token)$"  # noqa: S105 - a field-name pattern
 
 
@@ -57,9 +60,7 @@ def run_init(directory: Path, *, public_url: str, key_file: Path | None) -> Outc
         raise GrantctlError(f"{root / CONFIG_FILE} already exists: this is a connections repo already")
     key_path = (key_file or default_key_path(root)).expanduser().resolve()
     if key_path.is_relative_to(root):
-        raise GrantctlError(
-            f"{key_path}: the private key must live outside the repo; pass --key-file elsewhere"
-        )
+        raise GrantctlError(f"{key_path}: the private key must live outside the repo; pass --key-file elsewhere")
     if key_path.exists():
         raise GrantctlError(f"{key_path} already exists: pass --key-file to choose another path")
 
@@ -90,6 +91,7 @@ def run_init(directory: Path, *, public_url: str, key_file: Path | None) -> Outc
                 "Next:",
                 f"  export SOPS_AGE_KEY_FILE={key_path}",
                 "  grantctl new NAME --provider xero --org 'Client Ltd' --owner you@agency.example ...",
+                "  add the private key as the repository secret SOPS_AGE_KEY for .github/workflows/",
             ]
         )
     )
@@ -125,6 +127,10 @@ def _scaffold(root: Path, recipient: str, public_url: str, created: list[Path]) 
     for sub in ("connections", "state", "secrets"):
         make(root / sub)
     make(root / ".gitignore", "state/.locks/\n*.agekey\n")
+    workflows = root / ".github" / "workflows"
+    make(workflows)
+    for template in sorted(WORKFLOWS.glob("*.yml")):
+        make(workflows / template.name, template.read_text(encoding="utf-8"))
 
 
 def _remove(paths: list[Path]) -> None:
