@@ -66,9 +66,7 @@ def find_repo(start: Path | None = None) -> Repo:
     for candidate in (here, *here.parents):
         if (candidate / CONFIG_FILE).is_file():
             return Repo.load(candidate)
-    raise GrantctlError(
-        f"no {CONFIG_FILE} in {here} or any parent directory: run `grantctl init` or pass --repo"
-    )
+    raise GrantctlError(f"no {CONFIG_FILE} in {here} or any parent directory: run `grantctl init` or pass --repo")
 
 
 def is_example(name: str) -> bool:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from grantctl.sops.binary import find_sops
-from repo_helpers import CLIENT_ID, CLIENT_SECRET, AddConnection, TeamRepo, tree_snapshot
 
 from grantctl.cli import cli
+from grantctl.sops.binary import find_sops
+from repo_helpers import CLIENT_ID, CLIENT_SECRET, AddConnection, TeamRepo, tree_snapshot
 
 
 def sops_decrypt(path: Path, key_file: Path) -> dict[str, object]:

@@ -32,9 +32,7 @@ class Step:
 def run_guide(repo: Repo, name: str, *, fmt: str) -> Outcome:
     path = repo.manifest_path(name)
     if not path.is_file():
-        raise GrantctlError(
-            f"no connection {name!r}: {repo.relative(path)} does not exist (see `grantctl new`)"
-        )
+        raise GrantctlError(f"no connection {name!r}: {repo.relative(path)} does not exist (see `grantctl new`)")
     connection = load_connection_fast(path)
     title = f"Connect {connection.spec.organization.name} to us"
     steps = guide_steps(connection, redirect_uri=repo.config.redirect_uri)

@@ -37,9 +37,7 @@ class NewConnection:
     created_on: str | None
 
 
-def run_new(
-    repo: Repo, request: NewConnection, *, read_credentials: Callable[[], tuple[str, str]]
-) -> Outcome:
+def run_new(repo: Repo, request: NewConnection, *, read_credentials: Callable[[], tuple[str, str]]) -> Outcome:
     from grantctl.sops.binary import encrypt_to_file
 
     manifest_path = repo.manifest_path(request.name)
@@ -47,9 +45,7 @@ def run_new(
     secrets_path = repo.connections_dir / secrets_name
     for path in (manifest_path, secrets_path):
         if path.exists():
-            raise GrantctlError(
-                f"{repo.relative(path)} already exists: `grantctl new` never overwrites a connection"
-            )
+            raise GrantctlError(f"{repo.relative(path)} already exists: `grantctl new` never overwrites a connection")
     document = manifest_document(request, secrets_name)
     connection = _validated(document)
     client_id, client_secret = read_credentials()
@@ -57,9 +53,7 @@ def run_new(
         raise GrantctlError("the client id and the client secret must both be non-empty")
 
     repo.connections_dir.mkdir(parents=True, exist_ok=True)
-    encrypt_to_file(
-        {"client_id": client_id, "client_secret": client_secret}, secrets_path, config=repo.sops_config
-    )
+    encrypt_to_file({"client_id": client_id, "client_secret": client_secret}, secrets_path, config=repo.sops_config)
     try:
         atomic_write_text(manifest_path, manifest_text(document))
     except BaseException:
@@ -139,9 +133,7 @@ def _validated(document: dict[str, Any]) -> Connection:
     spec = connection.spec
     errors = [
         finding.message
-        for finding in lint_scopes(
-            spec.provider, spec.scopes, created_on=spec.app.created_on, today=date.today()
-        )
+        for finding in lint_scopes(spec.provider, spec.scopes, created_on=spec.app.created_on, today=date.today())
         if finding.severity == "error"
     ]
     if errors:

@@ -10,8 +10,9 @@ the same choice between plain, quoted and literal styles), so that a file we wri
 
 Values are ``str``, ``int``, ``float``, ``bool``, ``None``, ``datetime`` (timezone-aware),
 ``list`` and ``dict`` with ``str`` keys. What go-yaml v3 / sops would treat differently from
-these (uint64 integers, explicit tags, merge keys, several documents, nanosecond timestamps)
-raises :class:`YamlUnsupported` rather than being guessed.
+these (uint64 integers, explicit tags other than ``!!str`` and the ``!!merge <<`` that sops writes
+for the string "<<", merge keys, several documents, nanosecond timestamps) raises
+:class:`YamlUnsupported` rather than being guessed.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class YamlInvalid(Exception):
 
 _PLAIN_TAG = "tag:grantctl.invalid,2025:plain"
 _STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_MERGE = "<<"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"
 
@@ -104,8 +107,9 @@ def resolve_plain(text: str) -> Any:
         return text
     if text in _RESOLVE_MAP:
         return _RESOLVE_MAP[text]
-    if text == "<<":
-        raise YamlUnsupported("YAML merge keys (<<) are not supported")
+    if text == _MERGE:
+        # a merge key only as a mapping key (refused there); as a value go-yaml decodes the string
+        return text
     if hint == ".":
         return float(text) if _DOT_FLOAT.match(text) else text
     if hint in ("D", "S"):
@@ -349,7 +353,8 @@ class _Builder:
         raise YamlUnsupported(f"explicit YAML tag {node.tag!r} (line {node.start_mark.line + 1})")
 
     def _scalar(self, node: ScalarNode) -> Any:
-        if node.tag == _STR_TAG:
+        if node.tag == _STR_TAG or (node.tag == _MERGE_TAG and node.value == _MERGE):
+            # sops writes the string "<<" as `!!merge <<`; go-yaml decodes that value as "<<"
             return str(node.value)
         if node.tag != _PLAIN_TAG:
             raise YamlUnsupported(f"explicit YAML tag {node.tag!r} (line {node.start_mark.line + 1})")
@@ -361,8 +366,10 @@ class _Builder:
     def _mapping(self, node: MappingNode) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = self.value(key_node)
             mark = key_node.start_mark
+            if _is_merge_key(key_node):
+                raise YamlUnsupported(f"YAML merge keys (<<) are not supported (line {mark.line + 1})")
+            key = self.value(key_node)
             if not isinstance(key, str):
                 raise YamlInvalid("sops supports only string keys", mark.line + 1, mark.column + 1)
             if key in result:
@@ -372,6 +379,11 @@ class _Builder:
 
 
 _MISSING = object()
+
+
+def _is_merge_key(node: Node) -> bool:
+    # go-yaml's isMerge: a plain or `!!merge`-tagged "<<" (a quoted "<<" is an ordinary key)
+    return isinstance(node, ScalarNode) and node.value == _MERGE and node.tag in (_PLAIN_TAG, _MERGE_TAG)
 
 
 def _invalid(error: yaml.MarkedYAMLError) -> YamlInvalid:
@@ -484,18 +496,33 @@ class _Emitter:
         elif isinstance(value, list | tuple):
             self.out.append(" []\n")
         else:
-            self.scalar(value, nested, hint_is_valid=not in_sequence and column % self.best == 0)
+            # a parser takes a block scalar's indentation indicator relative to the indentation of
+            # the collection holding it: the key's column, or the column of the "- " indicator
+            parent_indent = column - 2 if in_sequence else column
+            self.scalar(value, nested, hint_is_valid=nested == parent_indent + self.best)
 
     def scalar(self, value: Any, block_column: int, *, hint_is_valid: bool) -> None:
-        text, style = scalar_text(value)
+        """Write a scalar after ``key:`` or ``-``; continuation lines go at ``block_column``."""
+        text, style = scalar_text(value, block_column)
         if style != _LITERAL:
             self.out.append(" " + text + "\n")
             return
-        if (text[0] == " " or text[0] in _BREAKS) and not hint_is_valid:
-            # go-yaml writes the indentation indicator as the indent width, which only matches
-            # where it puts the lines for a mapping value at a multiple of the indent: elsewhere
-            # sops itself would write YAML that no parser (sops included) reads back.
-            raise YamlUnsupported("multi-line strings starting with a space or a line break here")
+        if text[0] == "\t":
+            # sops builds each value node by writing it alone and parsing that back; a lone
+            # literal block whose first line starts with a tab does not parse, the error is
+            # ignored and sops writes `null` (for an unencrypted value: a file whose MAC fails)
+            raise YamlUnsupported("multi-line strings starting with a tab are written by sops as null")
+        if _needs_indent_hint(text) and not hint_is_valid and _HAS_CONTENT.search(text):
+            # go-yaml writes the indentation indicator as the indent width but puts the lines at
+            # ``block_column``, which is that far from the parent's indentation only for mapping
+            # values at a multiple of the indent (and, with indent 2, list items too). Elsewhere
+            # the lines sit left of where the indicator says, and sops itself cannot read back
+            # the file it wrote. Text made of line breaks only has no such line: that reads back.
+            raise YamlUnsupported(
+                "multi-line strings starting with a space or a line break, as a list item or "
+                f"in a mapping inside a list (with an indent of {self.best}), are written by sops "
+                "in a way that it cannot read back"
+            )
         self.out.append(" " + _literal(text, block_column, self.best))
 
 
@@ -514,8 +541,11 @@ def _cached_key_text(key: str) -> str:
     return _string_text(key, simple_key=True)[0]
 
 
-def scalar_text(value: Any) -> tuple[str, str]:
-    """How go-yaml v3 writes a scalar: (text, style); literal text is the raw string."""
+def scalar_text(value: Any, column: int = 0) -> tuple[str, str]:
+    """How go-yaml v3 writes a scalar: (text, style); literal text is the raw string.
+
+    ``column`` is where go-yaml continues a single-quoted string after a raw U+2028 / U+2029.
+    """
     if value is None:
         return "null", _PLAIN
     if isinstance(value, bool):
@@ -531,7 +561,7 @@ def scalar_text(value: Any) -> tuple[str, str]:
     if isinstance(value, datetime):
         return format_timestamp(value), _PLAIN
     if isinstance(value, str):
-        return _string_text(value, simple_key=False)
+        return _string_text(value, simple_key=False, column=column)
     raise YamlUnsupported(f"values of type {type(value).__name__} are not supported")
 
 
@@ -541,10 +571,13 @@ def check_int64(value: int) -> None:
         raise YamlUnsupported("integers outside the signed 64-bit range are not supported")
 
 
-def _string_text(value: str, *, simple_key: bool) -> tuple[str, str]:
-    if value == "<<":
-        # go-yaml resolves it as the merge key and sops writes it back as `!!merge <<`
-        raise YamlUnsupported('the string "<<" is not supported')
+def _string_text(value: str, *, simple_key: bool, column: int = 0) -> tuple[str, str]:
+    if value == _MERGE:
+        if simple_key:
+            # sops writes the key as `!!merge <<`, then reads it as a merge key and fails
+            raise YamlUnsupported('the mapping key "<<" is not supported (sops reads it as a merge key)')
+        # sops writes the value "<<" with go-yaml's merge tag; go-yaml reads it back as "<<"
+        return "!!merge <<", _PLAIN
     style = _requested_style(value)
     analysis = _Analysis(value)
     if simple_key and analysis.multiline:
@@ -555,13 +588,10 @@ def _string_text(value: str, *, simple_key: bool) -> tuple[str, str]:
         style = _DOUBLE
     if style == _LITERAL and (not analysis.block_allowed or simple_key):
         style = _DOUBLE
-    if style in (_SINGLE, _LITERAL) and ("\u2028" in value or "\u2029" in value):
-        # go-yaml writes these separators raw there, and every reader folds them: not round-trippable
-        raise YamlUnsupported("strings with Unicode line or paragraph separators are not supported")
     if style == _PLAIN:
         return value, _PLAIN
     if style == _SINGLE:
-        return "'" + value.replace("'", "''") + "'", _SINGLE
+        return _single_quoted(value, column), _SINGLE
     if style == _DOUBLE:
         return _double_quoted(value), _DOUBLE
     return value, _LITERAL
@@ -686,18 +716,44 @@ def _double_quoted(value: str) -> str:
     return "".join(parts)
 
 
+# The line breaks a single-quoted or literal string can hold: go-yaml escapes \r and NEL (it does not
+# consider them printable), so those strings are double-quoted.
+_RAW_BREAKS = "\n\u2028\u2029"
+_RAW_BREAK = re.compile("([\n\u2028\u2029])")
+_HAS_CONTENT = re.compile("[^\n\u2028\u2029]")
+_SEPARATORS_BEFORE_TEXT = re.compile("[\u2028\u2029]+(?=[^\u2028\u2029])")
+
+
+def _single_quoted(value: str, column: int) -> str:
+    """go-yaml's single quotes: a U+2028 / U+2029 is written raw, and (as after any line break)
+    the text after it is indented to ``column``; every YAML 1.1 reader drops that indentation and,
+    unlike a ``\\n``, keeps the separator itself rather than folding it into a space."""
+    text = value.replace("'", "''")
+    if "\u2028" in value or "\u2029" in value:
+        text = _SEPARATORS_BEFORE_TEXT.sub(lambda separators: separators.group() + " " * column, text)
+    return f"'{text}'"
+
+
+def _needs_indent_hint(value: str) -> bool:
+    return value[0] == " " or value[0] in _RAW_BREAKS
+
+
 def _literal(value: str, column: int, best_indent: int) -> str:
     """A ``|`` block scalar whose lines sit at ``column`` (go-yaml's hints and line handling).
 
-    Only ``\\n`` can occur here: the other line breaks make go-yaml (and us) pick double quotes.
+    Like go-yaml, U+2028 and U+2029 count as line breaks: written raw (no ``\\n`` of their own),
+    the text after them indented to ``column``. A string that ends with one is not followed by a
+    ``\\n``: the next key or item goes right after it, as go-yaml writes it (and YAML reads it).
     """
     header = "|"
-    if value[0] in " \n":
+    if _needs_indent_hint(value):
         header += str(best_indent)
-    if value[-1] != "\n":
+    if value[-1] not in _RAW_BREAKS:
         header += "-"
-    elif len(value) == 1 or value[-2] == "\n":
+    elif len(value) == 1 or value[-2] in _RAW_BREAKS:
         header += "+"
     indent = " " * column
-    body = "\n".join(indent + line if line else "" for line in value.split("\n"))
-    return f"{header}\n{body}" if value.endswith("\n") else f"{header}\n{body}\n"
+    # split keeps the breaks at the odd positions: indent each non-empty line between them
+    parts = _RAW_BREAK.split(value)
+    body = "".join(indent + part if position % 2 == 0 and part else part for position, part in enumerate(parts))
+    return f"{header}\n{body}" if value[-1] in _RAW_BREAKS else f"{header}\n{body}\n"
