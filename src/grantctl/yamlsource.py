@@ -45,6 +45,9 @@ def _without_timestamps(base: type[Any]) -> type[Any]:
 
 FastLoader = _without_timestamps(_FastBase)
 LocatedLoader = _without_timestamps(yaml.SafeLoader)
+# go-yaml (sops) writes the string "<<" as `!!merge <<`; read it back as that string. Real `<<:`
+# merge keys are resolved by the parser before any constructor runs, so they keep working.
+FastLoader.add_constructor("tag:yaml.org,2002:merge", lambda loader, node: loader.construct_scalar(node))
 
 
 def load_fast(text: str | bytes) -> Any:

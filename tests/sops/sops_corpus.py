@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+from grantctl.sops import _goyaml
 
 TRICKY_STRINGS = [
     "",
@@ -67,6 +70,18 @@ TRICKY_STRINGS = [
     "emoji 😀",
     "é ☃ ü",
     "space \u2028 sep",
+    "sep\u2028line",
+    "para\u2029graph",
+    "\u2028lead",
+    "trail\u2028",
+    "trails\u2028\u2029",
+    "two\u2028\u2028seps",
+    "it's\u2028'q'",
+    "multi\nline\u2028sep",
+    "ends\nwith a sep\u2028",
+    "\u2028\n",
+    "\n\u2029",
+    "x\n\u2028",
     "nel\x85x",
     "line1\nline2\n",
     "line1\nline2",
@@ -76,6 +91,7 @@ TRICKY_STRINGS = [
     "trail \nx",
     "x\n",
     "\n",
+    "\n\n",
     "tab\tin\nmulti",
     "---",
     "...",
@@ -95,6 +111,8 @@ TRICKY_STRINGS = [
     "'q'",
     '"q"',
     "=",
+    "<<",
+    "<<x",
     "-",
     "?",
     ":",
@@ -103,7 +121,30 @@ TRICKY_STRINGS = [
     "Organisation call returned 403 AuthenticationUnsuccessful: tenant removed " * 3,
 ]
 
+# Line breaks as go-yaml writes them raw in a literal block (it escapes \r and NEL).
+_RAW_BREAKS = "\n\u2028\u2029"
+_CONTENT = re.compile(f"[^{_RAW_BREAKS}]")
+
+
+def list_item_ok(text: str) -> bool:
+    """False for what go-yaml writes unreadably as a list item (with any indent but 2): a literal
+    block (text with a newline) that starts with a space or a line break and has a line of content."""
+    literal_with_hint = "\n" in text and (text[0] == " " or text[0] in _RAW_BREAKS)
+    return not literal_with_hint or not _CONTENT.search(text)
+
+
 TRICKY_KEYS = ["yes", "n", "a: b", "", "#k", "key with space", "ключ", "1", "null", "-", "x_unencrypted"]
+
+
+def typed(value: Any) -> Any:
+    """A form where 1, 1.0 and True differ (Python's == says they are equal)."""
+    if isinstance(value, dict):
+        return ("map", [(key, typed(item)) for key, item in value.items()])
+    if isinstance(value, list | tuple):
+        return ("list", [typed(item) for item in value])
+    if isinstance(value, datetime):
+        return ("time", _goyaml.format_timestamp(value))
+    return (type(value).__name__, repr(value))
 
 
 def tricky_tree() -> dict[str, Any]:
@@ -120,7 +161,8 @@ def tricky_tree() -> dict[str, Any]:
     tree: dict[str, Any] = {
         "strings": {f"s{index:03d}": value for index, value in enumerate(TRICKY_STRINGS)},
         # in a list, go-yaml cannot write a block scalar that starts with a space or line break
-        "string_list": [text for text in TRICKY_STRINGS if "\n" not in text or text[0] not in " \n"],
+        # (unless it is only line breaks): sops could not read the file back
+        "string_list": [text for text in TRICKY_STRINGS if list_item_ok(text)],
         "keys": {key: f"value of {key!r}" for key in TRICKY_KEYS},
         "numbers": numbers,
         "floats": floats,

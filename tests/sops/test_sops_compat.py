@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sops_corpus import HAND_WRITTEN_PLAIN_SCALARS, tricky_tree
+from sops_corpus import HAND_WRITTEN_PLAIN_SCALARS, TRICKY_STRINGS, tricky_tree, typed
 from sops_support import ACCESS, ID_TOKEN, AgeKey, state_tree
 
 from grantctl.sops import (
@@ -27,17 +27,6 @@ from grantctl.sops import (
 )
 
 RunSops = Callable[..., Any]
-
-
-def typed(value: Any) -> Any:
-    """A form where 1, 1.0 and True differ (Python's == says they are equal)."""
-    if isinstance(value, dict):
-        return ("map", [(key, typed(item)) for key, item in value.items()])
-    if isinstance(value, list):
-        return ("list", [typed(item) for item in value])
-    if isinstance(value, datetime):
-        return ("time", _goyaml.format_timestamp(value))
-    return (type(value).__name__, repr(value))
 
 
 def sops_encrypt(run_sops: RunSops, repo: Path, target: str, plaintext: str, env: dict[str, str]) -> str:
@@ -73,8 +62,12 @@ def test_sops_output_is_read_natively_and_our_yaml_is_what_sops_writes(
     # sops parsed our YAML and wrote it back unchanged: the emitter is go-yaml's, byte for byte
     assert sops_decrypt(run_sops, encrypted, key_env(age_key)) == plaintext
     # and the native reader gets the same typed values, with sops' MAC verifying
-    tree = decrypt(load(encrypted), AgeKeyring.from_text(age_key.path.read_text()))
+    document = load(encrypted)
+    tree = decrypt(document, AgeKeyring.from_text(age_key.path.read_text()))
     assert typed(tree) == typed(_goyaml.load(plaintext))
+    assert tree["strings"] == tricky_tree()["strings"]
+    assert tree["string_list"] == tricky_tree()["string_list"]
+    assert not document.has_comments  # "#" inside strings, raw U+2028 or not
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -84,6 +77,9 @@ def test_sops_decrypts_what_native_encrypts(repo: Path, age_key: AgeKey, run_sop
     path.write_text(encrypt(tree, CreationRules.load(repo / ".sops.yaml").rule_for(path)))
 
     assert sops_decrypt(run_sops, path, key_env(age_key)) == _goyaml.dump(tree)
+    native = decrypt(load(path), AgeKeyring.from_text(age_key.path.read_text()))
+    assert native["strings"] == tree["strings"]
+    assert native["string_list"] == tree["string_list"]
 
 
 def test_native_layout_and_metadata_match_sops(repo: Path, age_key: AgeKey, run_sops: RunSops) -> None:
@@ -244,3 +240,47 @@ def test_configured_indent_is_kept(tmp_path: Path, age_key: AgeKey, run_sops: Ru
     tree["consecutive_failures"] = 1
     rewritten = opened.reencrypt(tree, now=datetime(2030, 1, 1, tzinfo=UTC))
     assert len(_changed_lines(by_sops, rewritten)) == 3  # the field, lastmodified, mac
+
+
+def test_indent_2_block_scalars_in_lists_and_a_separator_before_the_metadata(
+    tmp_path: Path, age_key: AgeKey, run_sops: RunSops
+) -> None:
+    config = tmp_path / ".sops.yaml"
+    config.write_text(
+        f"stores:\n  yaml:\n    indent: 2\ncreation_rules:\n  - age: {age_key.recipient}\n"
+        f"    encrypted_regex: ^(access_token|refresh_token|id_token)$\n"
+    )
+    rules = CreationRules.load(config)
+    multi_line = [text for text in TRICKY_STRINGS if "\n" in text]
+    tree = {
+        # with an indent of 2, go-yaml's indentation indicator fits list items: " lead\nx" works
+        "items": multi_line,
+        "nested": [{"name": " lead\nx", "more": ["\nfoo"]}],
+        "tokens": {"access_token": ACCESS, "refresh_token": "ends\nwith a sep\u2028"},
+        # ends with U+2028: go-yaml writes `sops:` right after it, with no newline
+        "last": "ends\nwith a sep\u2028",
+    }
+    plaintext = _goyaml.dump(tree, indent=2)
+    assert "with a sep\u2028sops:\n" in encrypt(tree, rules.rule_for(tmp_path / "s.yaml"), indent=2)
+    by_sops = tmp_path / "by-sops.yaml"
+    by_sops.write_text(sops_encrypt(run_sops, tmp_path, "s.yaml", plaintext, key_env(age_key)))
+    native = tmp_path / "native.yaml"
+    native.write_text(encrypt(tree, rules.rule_for(native), indent=rules.indent))
+    keyring = AgeKeyring.from_text(age_key.path.read_text())
+
+    for path in (by_sops, native):
+        decrypted = run_sops("--config", str(config), "decrypt", str(path), env=key_env(age_key))
+        assert decrypted.returncode == 0, decrypted.stderr
+        assert decrypted.stdout == plaintext
+        assert decrypt(load(path), keyring) == tree
+    assert _masked(native.read_text()) == _masked(by_sops.read_text())
+
+    opened = open_document(load(native), keyring)
+    assert opened.document.indent == 2  # found after the U+2028 too
+    new_tree = {**tree, "tokens": {**tree["tokens"], "access_token": "NEW"}}
+    rewritten = opened.reencrypt(new_tree, now=datetime(2030, 1, 1, tzinfo=UTC))
+    assert [line.split(":")[0].strip() for line in _changed_lines(native.read_text(), rewritten)] == [
+        "access_token",
+        "lastmodified",
+        "mac",
+    ]

@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sops_corpus import tricky_tree
 
 from grantctl.sops import _goyaml
 from grantctl.sops._format import MAC_ONLY_ENCRYPTED_INIT, type_and_bytes
@@ -45,6 +46,7 @@ from grantctl.sops._format import MAC_ONLY_ENCRYPTED_INIT, type_and_bytes
         ("2024-01-02T03:04:05", "2024-01-02T03:04:05"),  # the T layout needs a zone
         ("2024-13-02", "2024-13-02"),
         ("ENC[AES256_GCM,data:x]", "ENC[AES256_GCM,data:x]"),
+        ("<<", "<<"),  # a merge key only in a key's place; as a value go-yaml decodes the string
     ],
 )
 def test_plain_scalars_resolve_like_go_yaml_v3(text: str, expected: object) -> None:
@@ -68,6 +70,10 @@ def test_values_sops_cannot_handle_are_refused_not_guessed() -> None:
         _goyaml.load("a: 1\n---\nb: 2\n")
     with pytest.raises(_goyaml.YamlUnsupported, match="merge"):
         _goyaml.load("base: &b {x: 1}\nother:\n  <<: *b\n")
+    with pytest.raises(_goyaml.YamlUnsupported, match="merge"):
+        _goyaml.load("base: &b {x: 1}\nother:\n  !!merge <<: *b\n")
+    with pytest.raises(_goyaml.YamlUnsupported, match="tag"):
+        _goyaml.load("a: !!merge other\n")
     with pytest.raises(_goyaml.YamlUnsupported, match="tag"):
         _goyaml.load("a: !!binary aGVsbG8=\n")
 
@@ -165,28 +171,100 @@ def test_literal_hints() -> None:
 
 
 def test_other_line_breaks_are_escaped_not_written_raw() -> None:
-    # go-yaml does not consider \r, NEL or U+2028 printable: such text goes double-quoted
+    # go-yaml does not consider \r or NEL printable: such text goes double-quoted
     assert _goyaml.dump({"k": "a\nb\rc"}) == 'k: "a\\nb\\rc"\n'
+    # next to a space, a U+2028 cannot be written raw in single quotes
     assert _goyaml.dump({"k": "a \u2028 b"}) == 'k: "a \\L b"\n'
 
 
-def test_separators_that_go_yaml_would_fold_are_refused() -> None:
-    with pytest.raises(_goyaml.YamlUnsupported):
-        _goyaml.dump({"k": "a\u2028b"})
+# Bytes from `sops decrypt` of a JSON input (sops 3.11, indent 4). U+2028 and U+2029 are line
+# breaks to YAML 1.1: go-yaml writes them raw and indents the text after them; readers drop that
+# indentation but keep the separator (only a "\n" is folded into a space).
+SEPARATORS_AS_SOPS_WRITES_THEM = [
+    ({"k": "a\u2028b"}, "k: 'a\u2028    b'\n"),
+    ({"k": "a\u2029b"}, "k: 'a\u2029    b'\n"),
+    ({"k": "\u2028a"}, "k: '\u2028    a'\n"),
+    ({"k": "a\u2028"}, "k: 'a\u2028'\n"),
+    ({"k": "a\u2028\u2029"}, "k: 'a\u2028\u2029'\n"),
+    ({"k": "a\u2028\u2028b"}, "k: 'a\u2028\u2028    b'\n"),
+    ({"k": "\u2028'"}, "k: '\u2028    '''\n"),
+    ({"l": ["a\u2028b"]}, "l:\n    - 'a\u2028      b'\n"),
+    ({"l": [{"k": "a\u2028b"}]}, "l:\n    - k: 'a\u2028        b'\n"),
+    ({"k": "a\nb\u2028c"}, "k: |-\n    a\n    b\u2028    c\n"),
+    ({"k": "a\u2028\nb"}, "k: |-\n    a\u2028\n    b\n"),
+    ({"k": "\u2028\na", "z": 1}, "k: |4-\n\u2028\n    a\nz: 1\n"),
+    ({"k": "\n\u2028", "z": 1}, "k: |4+\n\n\u2028z: 1\n"),
+    # a literal that ends with a separator gets no newline: what follows comes right after it
+    ({"k": "a\nb\u2028", "z": 1}, "k: |\n    a\n    b\u2028z: 1\n"),
+    ({"m": {"k": "a\nb\u2028", "z": 1}}, "m:\n    k: |\n        a\n        b\u2028    z: 1\n"),
+    ({"l": ["a\nb\u2028", "z"]}, "l:\n    - |\n      a\n      b\u2028    - z\n"),
+    ({"k": "a\nb\u2028"}, "k: |\n    a\n    b\u2028"),
+]
+
+
+@pytest.mark.parametrize(("tree", "written"), SEPARATORS_AS_SOPS_WRITES_THEM)
+def test_unicode_separators_are_written_raw_as_go_yaml_does_and_read_back(
+    tree: dict[str, object], written: str
+) -> None:
+    assert _goyaml.dump(tree) == written
+    assert _goyaml.load(written) == tree
+
+
+def test_raw_separators_do_not_look_like_comments() -> None:
+    written = _goyaml.dump({"k": "#a\u2028#b", "l": ["x\n#y\u2028 #z\u2028"]})
+    assert "\u2028    #b" in written
+    assert not _goyaml.has_comments(written)
+
+
+def test_the_string_merge_key_is_written_with_the_merge_tag_as_sops_does() -> None:
+    tree = {"k": "<<", "l": ["<<", "<<x"], "m": {"x": "<<"}}
+    written = _goyaml.dump(tree)
+    assert written == "k: !!merge <<\nl:\n    - !!merge <<\n    - <<x\nm:\n    x: !!merge <<\n"
+    assert _goyaml.load(written) == tree
+    # as a person may write it: each is the string, the way go-yaml decodes a value
+    assert _goyaml.load('a: <<\nb: "<<"\nc: !!merge "<<"\nd: !!str <<\n') == dict.fromkeys("abcd", "<<")
+    assert _goyaml.load('"<<": 1\n') == {"<<": 1}  # quoted, it is an ordinary key
+
+
+def test_block_scalars_with_an_indentation_indicator_in_lists() -> None:
+    assert _goyaml.dump({"k": {"name": " lead\nx"}}) == "k:\n    name: |4-\n         lead\n        x\n"
+    # only line breaks: no line the misplaced indicator could cut off, so sops reads it back
+    assert _goyaml.dump({"l": ["\n"]}) == "l:\n    - |4+\n\n"
+    assert _goyaml.dump({"l": ["\n\n", "x"]}) == "l:\n    - |4+\n\n\n    - x\n"
+    assert _goyaml.dump({"l": [{"n": "\u2028\n"}]}) == 'l:\n    - "n": |4+\n\u2028\n'
+    # with an indent of 2 the indicator matches where go-yaml puts the lines
+    assert _goyaml.dump({"l": [" a\nb"]}, indent=2) == "l:\n  - |2-\n     a\n    b\n"
+    assert _goyaml.dump({"l": [{"k": "\nb"}]}, indent=2) == "l:\n  - k: |2-\n\n      b\n"
+    for tree, indent in (({"l": [" a\nb"]}, 2), ({"l": [{"k": "\nb"}]}, 2), ({"l": ["\n"]}, 4)):
+        assert _goyaml.load(_goyaml.dump(tree, indent=indent)) == tree
 
 
 def test_block_scalars_go_yaml_would_write_unreadably_are_refused() -> None:
-    assert _goyaml.dump({"k": {"name": " lead\nx"}}) == "k:\n    name: |4-\n         lead\n        x\n"
-    for tree in ({"k": [" lead\nx"]}, {"k": [{"n": "\nx"}]}):
+    # sops writes "- |4-" with the lines two columns in, then fails to read its own file
+    for tree in ({"k": [" lead\nx"]}, {"k": [{"n": "\nx"}]}, {"k": ["\u2028\nx"]}, {"k": [[" a\nb"]]}):
         with pytest.raises(_goyaml.YamlUnsupported, match="multi-line"):
             _goyaml.dump(tree)
+    with pytest.raises(_goyaml.YamlUnsupported, match="multi-line"):
+        _goyaml.dump({"k": [" lead\nx"]}, indent=3)
 
 
 def test_values_sops_cannot_read_back_are_refused() -> None:
-    with pytest.raises(_goyaml.YamlUnsupported):
-        _goyaml.dump({"k": "<<"})  # sops would write it as `!!merge <<`
+    with pytest.raises(_goyaml.YamlUnsupported, match="merge key"):
+        _goyaml.dump({"<<": "v"})  # written as `!!merge <<: v`, which sops reads as a merge
     with pytest.raises(_goyaml.YamlUnsupported):
         _goyaml.dump({"k": -0.0})  # "-0" reads back as the integer 0
+    for text in ("\tlead\nx", "\t\n"):  # sops writes these as null
+        with pytest.raises(_goyaml.YamlUnsupported, match="tab"):
+            _goyaml.dump({"k": text})
+    assert _goyaml.dump({"k": "x\n\ty"}) == "k: |-\n    x\n    \ty\n"  # a tab further on is fine
+
+
+def test_every_corpus_string_reads_back_as_written() -> None:
+    tree = tricky_tree()
+    back = _goyaml.load(_goyaml.dump(tree))
+    assert back["strings"] == tree["strings"]
+    assert back["string_list"] == tree["string_list"]
+    assert back["keys"] == tree["keys"]
 
 
 def test_comments_are_detected_outside_strings_only() -> None:

@@ -567,3 +567,16 @@ def test_writes_and_token_reads_run_no_process(
     write(store, "acme-ltd", grant.model_copy(update={"consecutive_failures": 1}), None)
     assert store.read_tokens("acme-ltd") == make_tokens(refresh_token="REFRESH-SECRET-next")
     assert store.verify() == {"acme-ltd": None}
+
+
+@pytest.mark.parametrize("awkward", ["<<", "=", "a\u2028b", " leading space", "on", "2026-11-28"])
+def test_awkward_grant_values_survive_the_store_and_the_plan_reader(
+    store: FilesStore, grant: Grant, tokens: Tokens, awkward: str
+) -> None:
+    assert grant.tenant is not None
+    odd = grant.model_copy(update={"tenant": grant.tenant.model_copy(update={"name": awkward})})
+    with store.lock(odd.connection):
+        store.write(odd.connection, odd, tokens)
+    assert store.read_grant(odd.connection) == odd
+    assert store.read_grants() == {odd.connection: odd}
+    assert store.read_tokens(odd.connection) == tokens

@@ -55,7 +55,9 @@ from grantctl.sops.keys import AgeKeyring, AgeStanza
 from grantctl.sops.rules import DEFAULT_INDENT, CreationRule, CreationRules
 
 FORMAT_VERSION = "3.11.0"
-_INDENT = re.compile(r"^sops:\n( +)\S", re.MULTILINE)
+# go-yaml writes no newline after a literal string that ends with U+2028 / U+2029 (a line break
+# for YAML 1.1), so the next key, `sops:` too, may follow one directly
+_INDENT = re.compile("(?:^|[\u2028\u2029])sops:\n( +)\\S", re.MULTILINE)
 _SELECTOR_KEYS = ("unencrypted_suffix", "encrypted_suffix", "unencrypted_regex", "encrypted_regex")
 _COMMENT_SELECTOR_KEYS = ("unencrypted_comment_regex", "encrypted_comment_regex")
 
