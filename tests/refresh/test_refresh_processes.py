@@ -86,3 +86,17 @@ def test_cli_text_output_and_exit_code(fleet: Any, grantctl: Any) -> None:
     for secret in f.secrets():
         assert secret not in result.stdout
         assert secret not in result.stderr
+
+
+def test_cli_health_markdown_and_exit_code(fleet: Any, grantctl: Any) -> None:
+    f = fleet(2, no_rights=(1,))
+    runner = grantctl(f)
+    assert runner.run("refresh").returncode == 0
+    result = runner.run("health", "--format", "markdown")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.startswith("### grantctl health")
+    assert f"| `{f.names[1]}` | access-denied |" in result.stdout
+    assert f"1 healthy: `{f.names[0]}`." in result.stdout
+    for secret in f.secrets():
+        assert secret not in result.stdout
+        assert secret not in result.stderr

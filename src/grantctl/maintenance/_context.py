@@ -1,18 +1,16 @@
 """The machinery one refresh or health run shares across its connections.
 
-One :class:`RunContext` per run holds the state store, ONE ``httpx.AsyncClient`` whose connection pool
-is sized to the concurrency, the rate limiter, a provider instance per provider, the decrypted app
-credentials (each file decrypted once per run, in-process) and the counters. Connections run as
-asyncio tasks; the blocking parts (state reads and writes, which fsync) run in a small thread pool so
-the event loop keeps the HTTP calls of the other connections moving.
+One :class:`RunContext` per run holds the state store, the HTTP clients, the rate limiter, a provider
+instance per provider, the decrypted app credentials (each file decrypted once per run, in-process)
+and the counters. Connections run as asyncio tasks; the blocking parts (state reads and writes,
+which fsync) run in a small thread pool so the event loop keeps the other connections' calls moving.
 
-HTTP calls are spread over several small connection pools ("lanes") rather than one pool of
-``concurrency`` connections: httpcore scans every connection of a pool each time a request starts or
-ends, so one pool of 64 costs O(64) per event and, measured, about 8 ms of CPU per request over 1,000
-requests; lanes of :data:`LANE_SIZE` connections (one: each concurrency slot has its own client) bring that
-down to about 1 ms. Each running task owns
-one concurrency slot, and slot ``i`` always uses lane ``i // LANE_SIZE``, so a lane never has more
-requests than connections and nothing waits for a pool slot.
+HTTP: one ``httpx.AsyncClient`` per concurrency slot, each with a single keep-alive connection,
+rather than one client whose pool holds ``concurrency`` connections. httpcore scans every
+connection of a pool (a syscall per idle connection) each time a request starts or ends, so a pool
+of 64 cost, measured over 1,000 requests, about 8 ms of CPU per request; one connection per client
+brings that to about 0.6 ms. Each running task owns one slot (``_slot``), so a client never has more
+than one request in flight and nothing waits for a pool connection. The clients share one TLS context.
 
 Locks are taken without a thread waiting: a non-blocking attempt (in the pool: it costs a few
 syscalls), then an asyncio sleep and another attempt. Threads blocked in ``flock`` polling could
@@ -23,7 +21,6 @@ tokens, in this process or another one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import os
 import random
@@ -53,11 +50,11 @@ Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
 DEFAULT_CONCURRENCY = 64
-LANE_SIZE = 1
 DEFAULT_LOCK_TIMEOUT = 60.0
-# State writes fsync twice (~6 ms each on ext4, measured); parallel fsyncs share journal commits, so
-# enough threads keep ~500 writes/s going while the GIL stays with the event loop.
-IO_THREADS = 8
+# A state write fsyncs the file and the directory: ~6 ms one at a time on this ext4 disk, ~2 ms each
+# with 4 writers (journal commits are shared) and no better with more. More threads only add GIL
+# hand-offs: measured over 1,000 refreshes, 8 threads cost ~30% more CPU than 4.
+IO_THREADS = 4
 # Test-only hook (see docs/refresh-and-health.md): after a token response arrives and before it is
 # persisted, touch ``<path>.reached`` and sleep until killed, so a test can SIGKILL the process there.
 PAUSE_HOOK_ENV = "GRANTCTL_TEST_PAUSE_AFTER_TOKEN_RESPONSE"
@@ -106,7 +103,8 @@ class RunContext:
         repo: Repo,
         store: StateStore,
         *,
-        clients: Sequence[httpx.AsyncClient],
+        new_client: Callable[[], httpx.AsyncClient],
+        concurrency: int,
         limiter: RateLimiter,
         counters: RunCounters,
         clock: Clock,
@@ -117,8 +115,9 @@ class RunContext:
     ) -> None:
         self.repo = repo
         self.store = store
-        self._clients = list(clients)
-        self.concurrency = len(self._clients) * LANE_SIZE
+        self._new_client = new_client
+        self._clients: dict[int, httpx.AsyncClient] = {}
+        self.concurrency = concurrency
         self.limiter = limiter
         self.counters = counters
         self.clock = clock
@@ -136,8 +135,18 @@ class RunContext:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The HTTP client of the calling task's lane (see the module docstring)."""
-        return self._clients[_slot.get() // LANE_SIZE]
+        """The HTTP client of the calling task's slot (see the module docstring)."""
+        slot = _slot.get()
+        client = self._clients.get(slot)
+        if client is None:  # created on first use: a run over 3 connections needs 3, not 64
+            client = self._clients[slot] = self._new_client()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients created during the run."""
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
     async def each(self, items: Sequence[str], worker: Callable[[str], Awaitable[T]], concurrency: int) -> list[T]:
         """``worker(item)`` for every item, at most ``concurrency`` at a time; results in input order."""
@@ -307,34 +316,35 @@ async def open_run(
     async def count(response: httpx.Response) -> None:
         counters.record_status(response.status_code)
 
-    lanes = -(-concurrency // LANE_SIZE)
-    pool = httpx.Limits(max_connections=LANE_SIZE, max_keepalive_connections=LANE_SIZE)
-    # One TLS context for every lane: httpx would otherwise load the CA bundle once per client.
+    pool = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    # One TLS context for every client: httpx would otherwise load the CA bundle once per client.
     tls = ssl.create_default_context()
     hooks = {"response": [limiter.on_response, count]}
+
+    def new_client() -> httpx.AsyncClient:
+        return httpx.AsyncClient(limits=pool, verify=tls, transport=transport, event_hooks=hooks)
+
     executor = ThreadPoolExecutor(max_workers=min(IO_THREADS, concurrency), thread_name_prefix="grantctl-io")
+    ctx = RunContext(
+        repo,
+        store,
+        new_client=new_client,
+        concurrency=concurrency,
+        limiter=limiter,
+        counters=counters,
+        clock=clock or _utc_now,
+        executor=executor,
+        policy=policy,
+        lock_timeout=lock_timeout,
+        sleep=sleep,
+    )
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            clients = [
-                await stack.enter_async_context(
-                    httpx.AsyncClient(limits=pool, verify=tls, transport=transport, event_hooks=hooks)
-                )
-                for _ in range(lanes)
-            ]
-            yield RunContext(
-                repo,
-                store,
-                clients=clients,
-                limiter=limiter,
-                counters=counters,
-                clock=clock or _utc_now,
-                executor=executor,
-                policy=policy,
-                lock_timeout=lock_timeout,
-                sleep=sleep,
-            )
+        yield ctx
     finally:
-        executor.shutdown(wait=True)
+        try:
+            await ctx.aclose()
+        finally:
+            executor.shutdown(wait=True)
 
 
 def connection_names(repo: Repo, names: Sequence[str]) -> list[str]:
