@@ -168,15 +168,11 @@ def _coverage(connection: Connection | None, grant: Grant | None) -> dict[str, t
 def _tenant_mismatch(connection: Connection, tenant_id: str, tenant_name: str) -> str | None:
     """What the manifest expected, when the granted tenant is not it (the same rule as ``plan``)."""
     organization = connection.spec.organization
-    if organization.tenant_id is not None:
-        return None if tenant_id == organization.tenant_id else f"{organization.name} ({organization.tenant_id})"
-    if _normalise_name(tenant_name) == _normalise_name(organization.name):
+    if organization.accepts(tenant_id, tenant_name, provider=connection.spec.provider):
         return None
+    if organization.tenant_id is not None:
+        return f"{organization.name} ({organization.tenant_id})"
     return f"{organization.name} (tenant id not pinned; compared by name)"
-
-
-def _normalise_name(name: str) -> str:
-    return re.sub(r"\s+", " ", name).strip().casefold()
 
 
 def _findings(row: AuditRow, connection: Connection | None, grant: Grant | None) -> tuple[str, ...]:

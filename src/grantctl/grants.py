@@ -3,15 +3,16 @@
 Shared by the callback server (``grantctl serve``) and ``grantctl connect``. Pure functions of their
 inputs: no I/O, no clock of their own.
 
-The organisation rule: a tenant is the right one when its id equals the manifest's pinned
-``organization.tenantId``; when nothing is pinned, when its name equals ``organization.name``
-ignoring case and runs of whitespace. Of the tenants one consent connected, exactly one right tenant
+The organisation rule is :meth:`grantctl.models.Organization.accepts` (the same one plan, health and
+audit use): the pinned ``organization.tenantId`` decides; when nothing is pinned, the name, ignoring
+case and runs of whitespace (HubSpot, whose tenants are named by domain, accepts any tenant until it is
+pinned). Of the tenants one consent connected, exactly one right tenant
 is kept and every other one is let go; no right tenant, or several that the name cannot tell apart,
 means nothing is kept.
 
 Example::
 
-    choice = choose_tenants(connection.spec.organization, tenants)
+    choice = choose_tenants(connection.spec.organization, tenants, provider=connection.spec.provider)
     if choice.keep is not None:
         grant = grant_after_consent(connection, token_set, choice.keep, previous=old, now=now)
 """
@@ -46,26 +47,15 @@ class TenantChoice:
         return self.release if self.keep is not None else ()
 
 
-def same_organisation_name(left: str, right: str) -> bool:
-    """Names are equal ignoring case and runs of whitespace (``"ACME  ltd "`` is ``"Acme Ltd"``)."""
-    return _normalised(left) == _normalised(right)
+def is_right_tenant(organization: Organization, tenant: ProviderTenant, *, provider: str) -> bool:
+    """The rule of :meth:`Organization.accepts`, for a tenant a provider just returned."""
+    return organization.accepts(tenant.id, tenant.name, provider=provider)
 
 
-def _normalised(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
-def is_right_tenant(organization: Organization, tenant: ProviderTenant) -> bool:
-    """The pinned tenant id decides when there is one; otherwise the organisation name."""
-    if organization.tenant_id:
-        return tenant.id == organization.tenant_id
-    return same_organisation_name(tenant.name, organization.name)
-
-
-def choose_tenants(organization: Organization, tenants: Sequence[ProviderTenant]) -> TenantChoice:
+def choose_tenants(organization: Organization, tenants: Sequence[ProviderTenant], *, provider: str) -> TenantChoice:
     """Which of one consent's ``tenants`` to keep and which to let go."""
     unique = list({tenant.id: tenant for tenant in tenants}.values())
-    right = [tenant for tenant in unique if is_right_tenant(organization, tenant)]
+    right = [tenant for tenant in unique if is_right_tenant(organization, tenant, provider=provider)]
     if len(right) == 1:
         keep = right[0]
         return TenantChoice(keep=keep, release=tuple(t for t in unique if t.id != keep.id))
@@ -131,7 +121,6 @@ __all__ = [
     "choose_tenants",
     "grant_after_consent",
     "is_right_tenant",
-    "same_organisation_name",
     "token_set_from_state",
     "tokens_for_state",
 ]

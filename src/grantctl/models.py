@@ -38,6 +38,11 @@ class Metadata(_Model):
     )
 
 
+# HubSpot names a tenant (a hub) by its domain, not by the company's name, so an unpinned HubSpot
+# connection cannot be checked by name: any tenant is accepted and plan suggests pinning its id.
+TENANT_NAMES_ARE_NOT_ORGANISATION_NAMES = frozenset({"hubspot"})
+
+
 class Organization(_Model):
     name: Text = Field(description="The organisation the client must pick at consent.")
     tenant_id: str | None = Field(
@@ -45,6 +50,23 @@ class Organization(_Model):
         alias="tenantId",
         description="Provider tenant id, pinned after the first connection (plan suggests it).",
     )
+
+    def accepts(self, tenant_id: str, tenant_name: str, *, provider: str) -> bool:
+        """Whether a granted tenant is this organisation: the pinned id decides; unpinned, the name
+        (ignoring case and runs of whitespace), where the provider names tenants after organisations.
+
+        >>> Organization(name="Acme Ltd").accepts("t-1", "ACME  ltd", provider="xero")
+        True
+        """
+        if self.tenant_id is not None:
+            return tenant_id == self.tenant_id
+        if provider in TENANT_NAMES_ARE_NOT_ORGANISATION_NAMES:
+            return True
+        return _comparable(tenant_name) == _comparable(self.name)
+
+
+def _comparable(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 class Contact(_Model):

@@ -32,7 +32,6 @@ Example::
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -349,17 +348,11 @@ def _wrong_tenant(connection: Connection, grant: Grant) -> str | None:
     organization = connection.spec.organization
     tenant = grant.tenant
     assert tenant is not None  # only called for connected grants
-    if organization.tenant_id is not None:
-        if tenant.id != organization.tenant_id:
-            return _tenant_text(organization.name, organization.tenant_id)
+    if organization.accepts(tenant.id, tenant.name, provider=connection.spec.provider):
         return None
-    if _normalise_name(tenant.name) != _normalise_name(organization.name):
-        return f"{organization.name} (not pinned; compared by name)"
-    return None
-
-
-def _normalise_name(name: str) -> str:
-    return re.sub(r"\s+", " ", name).strip().casefold()
+    if organization.tenant_id is not None:
+        return _tenant_text(organization.name, organization.tenant_id)
+    return f"{organization.name} (not pinned; compared by name)"
 
 
 def _explanations(catalogue: Catalogue, granted: Iterable[str], missing: Iterable[str]) -> tuple[str, ...]:

@@ -274,3 +274,11 @@ def test_ages_count_whole_days(make: Any) -> None:
 def test_now_must_carry_a_timezone(make: Any) -> None:
     with pytest.raises(ValueError, match="timezone"):
         build_plan([make.connection()], {}, now=datetime(2027, 1, 1))
+
+
+def test_an_unpinned_hubspot_hub_is_not_a_wrong_organisation_but_should_be_pinned(make: Any) -> None:
+    scopes = ["oauth", "crm.objects.contacts.read"]
+    hub = make.connection(provider="hubspot", organization="Northwind Traders", tenant_id=None, scopes=scopes)
+    granted = make.grant(provider="hubspot", tenant_id="12345", tenant_name="northwind.hubspot.com", scopes=scopes)
+    plan = build_plan([hub], {"acme-ltd": granted}, now=make.NOW)
+    assert [action.kind for action in plan.actions] == ["pin"]

@@ -10,7 +10,6 @@ from grantctl.grants import (
     choose_tenants,
     grant_after_consent,
     is_right_tenant,
-    same_organisation_name,
     tokens_for_state,
 )
 from grantctl.models import Connection, Organization
@@ -38,31 +37,37 @@ def organisation(name: str = "Acme Ltd", tenant_id: str | None = None) -> Organi
     ],
 )
 def test_same_organisation_name(left: str, right: str, same: bool) -> None:
-    assert same_organisation_name(left, right) is same
+    assert organisation(right).accepts("t-any", left, provider="xero") is same
+
+
+def test_hubspot_hubs_are_named_by_domain_so_unpinned_accepts_any_until_pinned() -> None:
+    assert organisation("Northwind Traders").accepts("12345", "northwind.hubspot.com", provider="hubspot")
+    pinned = organisation("Northwind Traders", tenant_id="12345")
+    assert not pinned.accepts("99999", "northwind.hubspot.com", provider="hubspot")
 
 
 def test_pinned_tenant_id_decides_over_the_name() -> None:
     pinned = organisation("Acme Ltd", tenant_id="t-hold")
-    assert is_right_tenant(pinned, HOLDINGS)
-    assert not is_right_tenant(pinned, ACME)
+    assert is_right_tenant(pinned, HOLDINGS, provider="xero")
+    assert not is_right_tenant(pinned, ACME, provider="xero")
 
 
 def test_one_right_tenant_is_kept() -> None:
-    choice = choose_tenants(organisation(), [ACME])
+    choice = choose_tenants(organisation(), [ACME], provider="xero")
     assert choice.keep == ACME
     assert choice.release == ()
     assert choice.extra == ()
 
 
 def test_several_ticked_keeps_the_right_one_and_releases_the_rest() -> None:
-    choice = choose_tenants(organisation(), [HOLDINGS, ACME])
+    choice = choose_tenants(organisation(), [HOLDINGS, ACME], provider="xero")
     assert choice.keep == ACME
     assert choice.release == (HOLDINGS,)
     assert choice.extra == (HOLDINGS,)
 
 
 def test_wrong_organisation_releases_everything() -> None:
-    choice = choose_tenants(organisation(), [HOLDINGS])
+    choice = choose_tenants(organisation(), [HOLDINGS], provider="xero")
     assert choice.keep is None
     assert choice.release == (HOLDINGS,)
     assert not choice.ambiguous
@@ -70,26 +75,26 @@ def test_wrong_organisation_releases_everything() -> None:
 
 
 def test_nothing_ticked() -> None:
-    choice = choose_tenants(organisation(), [])
+    choice = choose_tenants(organisation(), [], provider="xero")
     assert choice.keep is None
     assert choice.release == ()
 
 
 def test_two_organisations_with_the_expected_name_keep_neither() -> None:
-    choice = choose_tenants(organisation(), [ACME, ACME_TWIN])
+    choice = choose_tenants(organisation(), [ACME, ACME_TWIN], provider="xero")
     assert choice.keep is None
     assert choice.ambiguous
     assert set(choice.release) == {ACME, ACME_TWIN}
 
 
 def test_pinning_resolves_the_ambiguity() -> None:
-    choice = choose_tenants(organisation(tenant_id="t-twin"), [ACME, ACME_TWIN])
+    choice = choose_tenants(organisation(tenant_id="t-twin"), [ACME, ACME_TWIN], provider="xero")
     assert choice.keep == ACME_TWIN
     assert choice.release == (ACME,)
 
 
 def test_duplicate_tenants_count_once() -> None:
-    choice = choose_tenants(organisation(), [ACME, ACME])
+    choice = choose_tenants(organisation(), [ACME, ACME], provider="xero")
     assert choice.keep == ACME
     assert choice.release == ()
 

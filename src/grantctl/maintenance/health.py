@@ -28,7 +28,7 @@ from typing import TypeVar
 
 from grantctl.catalogue import excess_scopes, missing_scopes
 from grantctl.errors import GrantctlError, ProviderError
-from grantctl.grants import same_organisation_name, token_set_from_state
+from grantctl.grants import token_set_from_state
 from grantctl.maintenance._context import RunContext, Target, short_error
 from grantctl.maintenance._results import HealthResult, Trace
 from grantctl.maintenance.refresh import ACCESS_TOKEN_MARGIN, idle_days, refresh_locked
@@ -94,9 +94,7 @@ def offline_status(connection: Connection, grant: Grant | None) -> tuple[HealthS
     expected = connection.spec.organization
     tenant = grant.tenant
     assert tenant is not None  # connected
-    if (expected.tenant_id and tenant.id != expected.tenant_id) or (
-        not expected.tenant_id and not same_organisation_name(tenant.name, expected.name)
-    ):
+    if not expected.accepts(tenant.id, tenant.name, provider=connection.spec.provider):
         pinned = f" ({expected.tenant_id})" if expected.tenant_id else ""
         return (
             "wrong-organization",
