@@ -340,7 +340,7 @@ class ConsentFlow:
         tenants: list[ProviderTenant],
     ) -> FlowResult:
         """Let go of every tenant that is not the right one, then store the right one (if any)."""
-        choice = choose_tenants(connection.spec.organization, tenants)
+        choice = choose_tenants(connection.spec.organization, tenants, provider=connection.spec.provider)
         released, failed = await self._release(provider, creds, tokens, choice)
         ticked = tuple(t.name for t in tenants)
         if failed:
