@@ -83,7 +83,11 @@ async def _apply_action(
         else:
             results.append(await _take_back(ctx, action, connection))
     if action.kind in LINK_KINDS:
-        results.append(await _issue(ctx, action, connection, key))
+        try:
+            results.append(await _issue(ctx, action, connection, key))
+        except GrantctlError as exc:
+            # Keep what was already done (a revoke cannot be undone): the report must show it.
+            results.append(ApplyResult(action, "failed", str(exc)))
     return results
 
 

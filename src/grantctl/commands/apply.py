@@ -22,11 +22,11 @@ from grantctl.commands import Outcome
 from grantctl.commands.plan import load_connections
 from grantctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, GrantctlError
 from grantctl.fileio import atomic_write_text
-from grantctl.links import load_signing_key
+from grantctl.links import load_signing_key, parse_duration
 from grantctl.maintenance import open_run
 from grantctl.plan import Plan, PlanSettings, build_plan
 from grantctl.plan_render import plan_document
-from grantctl.repo import Repo
+from grantctl.repo import CONFIG_FILE, Repo
 from grantctl.state.base import StateStore
 
 NOTIFY_TIMEOUT = httpx.Timeout(10.0)
@@ -60,6 +60,9 @@ def run_apply(
     """Plan (or check a saved plan is still current), then carry it out."""
     from grantctl.state.registry import open_store
 
+    # Both are used only after links are issued and recorded: check them while nothing has changed.
+    _check_links_out(links_out)
+    _check_notify_url(notify)
     now = now or datetime.now(UTC)
     store = store or open_store(repo)
     plan = current_plan(repo, store, now=now)
@@ -68,6 +71,8 @@ def run_apply(
     if not plan.has_changes:
         return Outcome("No changes. Every connection matches its grant.")
     key = load_signing_key(repo)
+    # Checked before any action runs: a link that cannot be issued must not follow a revoke.
+    parse_duration(repo.config.links.ttl, what=f"links.ttl in {CONFIG_FILE}")
     results = asyncio.run(_apply(repo, store, plan, key, allow_destructive, now, transport))
     links = links_document(results)
     if links_out is not None:
@@ -76,6 +81,32 @@ def run_apply(
     deliveries = notify_links(notify, links["links"], transport=notify_transport) if notify else []
     render = render_markdown if fmt == "markdown" else render_text
     return Outcome(render(results, deliveries), exit_code(results, deliveries))
+
+
+def _check_links_out(path: Path | None) -> None:
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        raise GrantctlError(
+            f"--links-out {path}: the directory {path.parent} does not exist; create it or pick another path"
+        )
+    if path.is_dir():
+        raise GrantctlError(f"--links-out {path}: is a directory; give a file name such as {path / 'links.json'}")
+
+
+def _check_notify_url(url: str | None) -> None:
+    """An http(s) URL with a host; the URL itself is never repeated (webhook URLs often embed a token)."""
+    if url is None:
+        return
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise GrantctlError(
+            "--notify: the webhook URL is not an http(s) URL with a host; "
+            "give one such as https://hooks.agency.example/grantctl"
+        )
 
 
 def current_plan(repo: Repo, store: StateStore, *, now: datetime) -> Plan:

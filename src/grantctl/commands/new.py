@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -22,6 +23,7 @@ from grantctl.fileio import atomic_write_text
 from grantctl.models import Connection
 from grantctl.repo import Repo
 
+SECRET_KEY = "client_secret"  # noqa: S105 - the name of the field, not a value
 SCHEMA_LINE = "# yaml-language-server: $schema=../schemas/connection.schema.json\n"
 
 
@@ -48,6 +50,7 @@ def run_new(repo: Repo, request: NewConnection, *, read_credentials: Callable[[]
             raise GrantctlError(f"{repo.relative(path)} already exists: `grantctl new` never overwrites a connection")
     document = manifest_document(request, secrets_name)
     connection = _validated(document)
+    _check_secret_would_be_encrypted(repo, secrets_path)
     client_id, client_secret = read_credentials()
     if not client_id or not client_secret:
         raise GrantctlError("the client id and the client secret must both be non-empty")
@@ -72,6 +75,24 @@ def run_new(repo: Repo, request: NewConnection, *, read_credentials: Callable[[]
             ]
         )
     )
+
+
+def _check_secret_would_be_encrypted(repo: Repo, secrets_path: Path) -> None:
+    """Refuse a creation rule that would give the file sops metadata but leave ``client_secret`` readable.
+
+    A catch-all rule with the state files' ``encrypted_regex`` (tokens only) does exactly that, and the
+    result would look encrypted to anyone glancing at it.
+    """
+    from grantctl.sops import CreationRules
+
+    rules = CreationRules.load(repo.sops_config)
+    rule = rules.rule_for(secrets_path.absolute())
+    if not rule.selectors.should_encrypt((SECRET_KEY,)):
+        raise GrantctlError(
+            f"{repo.relative(rules.path)}: creation rule {rule.number} would leave {SECRET_KEY} in plaintext in "
+            f"{repo.relative(secrets_path)}; put a rule without encrypted_regex/encrypted_suffix for "
+            "`connections/*.secrets.yaml` above it. Nothing was written"
+        )
 
 
 def manifest_document(request: NewConnection, secrets_name: str) -> dict[str, Any]:
@@ -121,6 +142,30 @@ def manifest_text(document: dict[str, Any]) -> str:
     return SCHEMA_LINE + body
 
 
+# The argument or option each manifest field comes from, so an error names what to type differently.
+_OPTIONS = {
+    "metadata.name": "NAME",
+    "metadata.owner": "--owner",
+    "spec.provider": "--provider",
+    "spec.organization.name": "--org",
+    "spec.contact.email": "--contact",
+    "spec.contact.name": "--contact-name",
+    "spec.app.createdOn": "--created-on",
+    "spec.scopes": "--scope",
+}
+_PATTERN_HINTS = {
+    "metadata.name": "use lowercase letters, digits and dashes, starting and ending with a letter or digit "
+    "(e.g. acme-ltd)",
+    "metadata.owner": "give an email address (e.g. jane@agency.example)",
+    "spec.contact.email": "give an email address (e.g. sam@client.example)",
+}
+
+
+def _option_for(field: str) -> str:
+    """``spec.scopes[2]`` -> ``--scope``; a field no option sets is named as it is."""
+    return _OPTIONS.get(field.split("[", 1)[0], field)
+
+
 def _validated(document: dict[str, Any]) -> Connection:
     """The model for ``document``, or a GrantctlError naming the option at fault; scope lint errors too."""
     from grantctl.catalogue import lint_scopes
@@ -129,7 +174,9 @@ def _validated(document: dict[str, Any]) -> Connection:
         connection = Connection.model_validate(document)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
-        raise GrantctlError(f"{field_path(tuple(first['loc']))}: {first['msg']}") from None
+        field = field_path(tuple(first["loc"]))
+        message = _PATTERN_HINTS.get(field) if first["type"] == "string_pattern_mismatch" else None
+        raise GrantctlError(f"{_option_for(field)}: {message or first['msg']}") from None
     spec = connection.spec
     errors = [
         finding.message

@@ -11,12 +11,19 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+import yaml
+
 from grantctl.commands import Outcome
 from grantctl.diagnostics import Diagnostic, has_errors, sort_key
 from grantctl.errors import EXIT_ERROR, EXIT_OK, Location
 from grantctl.manifest import check_config, check_connection
 from grantctl.models import Connection
 from grantctl.repo import CONFIG_FILE, DEMO_RECIPIENT, Repo, is_example
+from grantctl.state.model import TOKEN_FIELDS
+
+# Values that must be sops ciphertext whatever the file's own selectors say.
+CREDENTIAL_SECRETS: tuple[tuple[str, ...], ...] = (("client_secret",),)
+STATE_SECRETS: tuple[tuple[str, ...], ...] = tuple(("tokens", name) for name in TOKEN_FIELDS)
 
 
 def run_validate(repo: Repo, paths: list[Path], *, fmt: str, today: date | None = None) -> Outcome:
@@ -43,7 +50,7 @@ def secrets_findings(repo: Repo, connection: Connection, manifest: Path) -> list
     path = manifest.parent / connection.spec.app.credentials
     if not path.is_file():
         return []  # already reported against the manifest
-    return _encryption_findings(path, connection.name, what="credentials")
+    return _encryption_findings(path, connection.name, what="credentials", secret_fields=CREDENTIAL_SECRETS)
 
 
 def state_findings(repo: Repo) -> list[Diagnostic]:
@@ -52,11 +59,13 @@ def state_findings(repo: Repo) -> list[Diagnostic]:
         return []
     found = []
     for path in sorted(repo.state_dir.glob("*.yaml")):
-        found += _encryption_findings(path, path.name.removesuffix(".yaml"), what="state")
+        found += _encryption_findings(path, path.name.removesuffix(".yaml"), what="state", secret_fields=STATE_SECRETS)
     return found
 
 
-def _encryption_findings(path: Path, name: str, *, what: str) -> list[Diagnostic]:
+def _encryption_findings(
+    path: Path, name: str, *, what: str, secret_fields: tuple[tuple[str, ...], ...]
+) -> list[Diagnostic]:
     from grantctl.sops.binary import is_encrypted, recipients
 
     where = Location(path, 1, 1)
@@ -69,6 +78,18 @@ def _encryption_findings(path: Path, name: str, *, what: str) -> list[Diagnostic
                 "and rotate the secret if it was ever committed in plaintext",
             )
         ]
+    readable = _plaintext_secrets(path, secret_fields)
+    if readable:
+        # sops metadata and a MAC, yet the secret is readable: the file's rule encrypts too little.
+        return [
+            Diagnostic(
+                where,
+                "error",
+                f"{what} file holds {', '.join(readable)} in plaintext although it is a sops file (its "
+                "creation rule's encrypted_regex or encrypted_suffix leaves it out): fix the rule in "
+                ".sops.yaml, re-encrypt the file and rotate the secret if it was ever committed",
+            )
+        ]
     if DEMO_RECIPIENT in recipients(path) and not is_example(name):
         return [
             Diagnostic(
@@ -79,6 +100,24 @@ def _encryption_findings(path: Path, name: str, *, what: str) -> list[Diagnostic
             )
         ]
     return []
+
+
+def _plaintext_secrets(path: Path, fields: tuple[tuple[str, ...], ...]) -> list[str]:
+    """The dotted names of ``fields`` that hold a non-empty value that is not sops ciphertext."""
+    from grantctl.sops import is_enc
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # is_encrypted already judged the file unreadable or not
+    readable = []
+    for field in fields:
+        value: object = document
+        for key in field:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value not in (None, "") and not is_enc(value):
+            readable.append(".".join(field))
+    return readable
 
 
 def _relative(repo: Repo, diagnostic: Diagnostic) -> Diagnostic:

@@ -114,8 +114,8 @@ class FlowResult:
     ``detail`` is a safe technical explanation (provider errors are shown on the page; set-up and storage
     problems only reach the log and ``grantctl connect``'s output, as they name our files).
     ``fresh_link`` is a new authorization link (a bearer secret: hidden from ``repr``) offered when the
-    client should simply try again; ``retry_hint`` is the text used instead where no link can be
-    offered (``grantctl connect``).
+    client should simply try again; it expires with the link the client arrived with. ``retry_hint`` is
+    the text used instead where no link can be offered (``grantctl connect``).
     """
 
     kind: Kind
@@ -217,7 +217,7 @@ class ConsentFlow:
         except StaleLink:
             log.info("link refused: connection=%s outcome=link-stale", connection.name)
             return self._about(connection, "link-stale")
-        return await self._redirect_for(connection)
+        return await self._redirect_for(connection, claims.expires_at)
 
     def _expired_link(self, exc: ExpiredLink) -> FlowResult:
         claims = exc.claims
@@ -229,18 +229,20 @@ class ConsentFlow:
             return FlowResult("link-expired", connection=claims.connection, expired_at=claims.expires_at)
         return self._about(connection, "link-expired", expired_at=claims.expires_at)
 
-    async def _redirect_for(self, connection: Connection) -> Redirect | FlowResult:
+    async def _redirect_for(self, connection: Connection, link_expires_at: datetime) -> Redirect | FlowResult:
         try:
-            redirect = await self.begin(connection)
+            redirect = await self.begin(connection, link_expires_at=link_expires_at)
         except GrantctlError as exc:
             return self._setup_error(connection, exc)
         log.info("link opened: connection=%s", connection.name)
         return redirect
 
-    async def begin(self, connection: Connection) -> Redirect:
+    async def begin(self, connection: Connection, *, link_expires_at: datetime | None = None) -> Redirect:
         """A new state and the provider's authorize URL for ``connection``'s desired scopes.
 
-        Raises GrantctlError when the provider settings or the credentials file are unusable.
+        ``link_expires_at`` is the expiry of the link the client arrived with: a fresh link offered at
+        the end of this consent expires no later. Raises GrantctlError when the provider settings or the
+        credentials file are unusable.
         """
         provider = self._provider(connection)
         creds = await self._credentials(connection)
@@ -250,6 +252,7 @@ class ConsentFlow:
             scope_digest=scope_digest(connection.spec.scopes),
             now=self.clock(),
             bind_browser=self.bind_browser,
+            link_expires_at=link_expires_at,
         )
         url = provider.authorize_url(
             creds,
@@ -300,11 +303,11 @@ class ConsentFlow:
         connection = visit.connection
         error = params.get("error")
         if error == "access_denied":
-            return await self._with_fresh_link(self._about(connection, "denied"), connection)
+            return await self._with_fresh_link(self._about(connection, "denied"), visit)
         if error is not None:
             shown = error if _OAUTH_ERROR.fullmatch(error) else "an error"
             detail = f"{connection.spec.provider} answered with {shown} instead of a consent"
-            return await self._with_fresh_link(self._about(connection, "provider-error", detail=detail), connection)
+            return await self._with_fresh_link(self._about(connection, "provider-error", detail=detail), visit)
         code = params.get("code")
         if not code:
             return self._about(connection, "invalid")
@@ -328,18 +331,19 @@ class ConsentFlow:
             tenants = await provider.tenants_of_authorization(self.http, tokens)
         except ProviderError as exc:
             log.warning("callback: connection=%s provider failed: %s", connection.name, exc)
-            return await self._with_fresh_link(self._about(connection, "provider-error", detail=str(exc)), connection)
-        return await self._settle(connection, provider, creds, tokens, tenants)
+            return await self._with_fresh_link(self._about(connection, "provider-error", detail=str(exc)), visit)
+        return await self._settle(visit, provider, creds, tokens, tenants)
 
     async def _settle(
         self,
-        connection: Connection,
+        visit: _Visit,
         provider: Provider,
         creds: ClientCredentials,
         tokens: TokenSet,
         tenants: list[ProviderTenant],
     ) -> FlowResult:
         """Let go of every tenant that is not the right one, then store the right one (if any)."""
+        connection = visit.connection
         choice = choose_tenants(connection.spec.organization, tenants, provider=connection.spec.provider)
         released, failed = await self._release(provider, creds, tokens, choice)
         ticked = tuple(t.name for t in tenants)
@@ -348,18 +352,18 @@ class ConsentFlow:
             result = self._about(
                 connection, "provider-error", ticked=ticked, released=released, not_released=failed, detail=detail
             )
-            return await self._with_fresh_link(result, connection)
+            return await self._with_fresh_link(result, visit)
         if choice.keep is None:
             result = self._about(
                 connection, "wrong-organization", ticked=ticked, released=released, ambiguous=choice.ambiguous
             )
-            return await self._with_fresh_link(result, connection)
+            return await self._with_fresh_link(result, visit)
         try:
             grant = await asyncio.to_thread(self._store, connection, tokens, choice.keep)
         except GrantctlError as exc:
             log.error("callback: connection=%s could not store the grant: %s", connection.name, exc)
             result = self._about(connection, "storage-error", detail=str(exc))
-            return await self._with_fresh_link(result, connection)
+            return await self._with_fresh_link(result, visit)
         return self._connected(connection, grant, ticked=ticked, released=released)
 
     async def _release(
@@ -437,12 +441,22 @@ class ConsentFlow:
         log.error("connection=%s set-up problem: %s", connection.name, exc)
         return self._about(connection, "setup-error", detail=str(exc))
 
-    async def _with_fresh_link(self, result: FlowResult, connection: Connection) -> FlowResult:
-        """``result`` with a new link for the same connection, when this flow offers links."""
-        if not self.offer_links:
+    async def _with_fresh_link(self, result: FlowResult, visit: _Visit) -> FlowResult:
+        """``result`` with a new link for the same connection, when this flow offers links.
+
+        The new link expires when the one the client arrived with does: otherwise whoever holds a link
+        could renew it forever by sending themselves a made-up ``error=access_denied``. No link is
+        offered once that one has expired (or when the consent did not start at a link).
+        """
+        link_expires_at = visit.state.link_expires_at
+        now = self.clock()
+        if not self.offer_links or link_expires_at is None or link_expires_at <= now:
             return result
+        connection = visit.connection
         try:
-            issued = await asyncio.to_thread(issue_link, self.repo, connection, key=self.key, now=self.clock())
+            issued = await asyncio.to_thread(
+                issue_link, self.repo, connection, key=self.key, now=now, ttl=link_expires_at - now
+            )
         except GrantctlError as exc:
             log.error("connection=%s could not issue a fresh link: %s", connection.name, exc)
             return result
@@ -479,11 +493,16 @@ def provider_for(repo: Repo, name: str) -> Provider:
 def load_client_credentials(path: Path, decrypt: Decrypt, shown: Path | str) -> ClientCredentials:
     """The app credentials from a connection's SOPS file; GrantctlError naming the file when unusable."""
     if not path.is_file():
-        raise GrantctlError(f"{shown}: the credentials file does not exist")
+        raise GrantctlError(
+            f"{shown}: the credentials file does not exist; restore it from git, or create it with "
+            "`sops encrypt` (a mapping with the app's client_id and client_secret)"
+        )
     document = decrypt(path)
     client_id, client_secret = document.get("client_id"), document.get("client_secret")
     if not isinstance(client_id, str) or not client_id or not isinstance(client_secret, str) or not client_secret:
-        raise GrantctlError(f"{shown}: expected non-empty `client_id` and `client_secret` values")
+        raise GrantctlError(
+            f"{shown}: expected non-empty `client_id` and `client_secret` values; add them with `sops edit {shown}`"
+        )
     return ClientCredentials(client_id=client_id, client_secret=client_secret)
 
 

@@ -1,9 +1,11 @@
 """The OAuth ``state`` parameter of one consent, the browser binding, PKCE, and replay protection.
 
 A state value is a token sealed with the link signing key (its own sub-key) that carries the
-connection, the scope digest, a random nonce, an expiry of about ten minutes and the SHA-256 of a
-browser-binding secret. The secret itself only ever travels in a short-lived HttpOnly cookie, so a
-callback URL that leaks (a screenshot, a proxy log, another browser) is useless on its own.
+connection, the scope digest, a random nonce, an expiry of about ten minutes, the SHA-256 of a
+browser-binding secret and, when the trip began at a link, that link's expiry (so a fresh link
+offered after the consent can never outlive it). The binding secret itself only ever travels in a
+short-lived HttpOnly cookie, so a callback URL that leaks (a screenshot, a proxy log, another
+browser) is useless on its own.
 
 The PKCE verifier is derived from the key and the nonce, so the server needs no storage to
 remember it between ``/connect`` and ``/callback``.
@@ -15,7 +17,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from grantctl.links import ExpiredLink, SigningKey, TamperedLink, seal, unseal
@@ -31,13 +33,17 @@ class StateExpired(ExpiredLink):
 
 @dataclass(frozen=True)
 class FlowState:
-    """What a verified ``state`` says. ``binding`` is empty when no browser is bound (``grantctl connect``)."""
+    """What a verified ``state`` says. ``binding`` is empty when no browser is bound (``grantctl connect``).
+
+    ``link_expires_at`` is the expiry of the link the consent started from (None without a link).
+    """
 
     connection: str
     scope_digest: str
     nonce: str
     expires_at: datetime
     binding: str
+    link_expires_at: datetime | None = None
 
     @property
     def cookie_name(self) -> str:
@@ -46,11 +52,14 @@ class FlowState:
 
 @dataclass(frozen=True)
 class IssuedState:
-    """A new state value, and the binding secret for the cookie (None when no browser is bound)."""
+    """A new state value, and the binding secret for the cookie (None when no browser is bound).
 
-    value: str
+    Neither shows in ``repr``: the pair is what lets a browser finish this consent.
+    """
+
+    value: str = field(repr=False)
     state: FlowState
-    binding_secret: str | None
+    binding_secret: str | None = field(repr=False)
 
 
 def cookie_name(connection: str) -> str:
@@ -59,7 +68,13 @@ def cookie_name(connection: str) -> str:
 
 
 def issue_state(
-    key: SigningKey, *, connection: str, scope_digest: str, now: datetime, bind_browser: bool
+    key: SigningKey,
+    *,
+    connection: str,
+    scope_digest: str,
+    now: datetime,
+    bind_browser: bool,
+    link_expires_at: datetime | None = None,
 ) -> IssuedState:
     """A fresh state value for one trip to the provider's consent page."""
     binding_secret = secrets.token_urlsafe(32) if bind_browser else None
@@ -69,14 +84,17 @@ def issue_state(
         nonce=secrets.token_urlsafe(18),
         expires_at=(now + STATE_TTL).replace(microsecond=0),
         binding=_binding_hash(binding_secret) if binding_secret else "",
+        link_expires_at=link_expires_at,
     )
-    claims = {
+    claims: dict[str, str | int] = {
         "c": state.connection,
         "d": state.scope_digest,
         "n": state.nonce,
         "e": int(state.expires_at.timestamp()),
         "b": state.binding,
     }
+    if link_expires_at is not None:
+        claims["x"] = int(link_expires_at.timestamp())
     return IssuedState(seal(key, STATE_PURPOSE, claims), state, binding_secret)
 
 
@@ -84,14 +102,21 @@ def open_state(key: SigningKey, value: str, *, now: datetime) -> FlowState:
     """The verified state; :class:`TamperedLink` when forged or damaged, :class:`StateExpired` when late."""
     raw = unseal(key, STATE_PURPOSE, value)
     fields = (raw.get("c"), raw.get("d"), raw.get("n"), raw.get("b"))
-    expires = raw.get("e")
-    if not all(isinstance(f, str) for f in fields) or not isinstance(expires, int) or isinstance(expires, bool):
+    expires, link_expires = _timestamp(raw.get("e"), now), _timestamp(raw.get("x"), now)
+    if not all(isinstance(f, str) for f in fields) or expires is None or ("x" in raw and link_expires is None):
         raise TamperedLink("the consent answer is incomplete or damaged")
     connection, digest, nonce, binding = (str(f) for f in fields)
-    state = FlowState(connection, digest, nonce, datetime.fromtimestamp(expires, now.tzinfo), binding)
+    state = FlowState(connection, digest, nonce, expires, binding, link_expires)
     if now >= state.expires_at:
         raise StateExpired("the consent took longer than allowed")
     return state
+
+
+def _timestamp(value: object, now: datetime) -> datetime | None:
+    """A claim holding seconds since the epoch, in ``now``'s time zone; None when it is not one."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return datetime.fromtimestamp(value, now.tzinfo)
 
 
 def browser_matches(state: FlowState, cookie_value: str | None) -> bool:

@@ -56,7 +56,7 @@ class FilesStore(StateStore):
 
     def path(self, name: str) -> Path:
         """The file of connection ``name`` (the name is checked: it becomes part of a path)."""
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise StateError(
                 f"{name!r} is not a connection name (lowercase letters, digits and dashes); "
                 "state files are named after their connection"
@@ -70,7 +70,7 @@ class FilesStore(StateStore):
         except FileNotFoundError:
             return []
         found = (entry.name.removesuffix(STATE_SUFFIX) for entry in entries if entry.name.endswith(STATE_SUFFIX))
-        return sorted(name for name in found if _NAME.match(name))
+        return sorted(name for name in found if _NAME.fullmatch(name))
 
     def read_grant(self, name: str) -> Grant | None:
         """The plaintext grant of ``name``, or None when it has no state file. Needs no key."""
