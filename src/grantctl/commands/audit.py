@@ -86,7 +86,7 @@ def _read_grants(store: StateStore, names: Sequence[str]) -> dict[str, Grant]:
 
 
 def _check_names(names: Iterable[str]) -> None:
-    bad = sorted({name for name in names if not _NAME.match(name)})
+    bad = sorted({name for name in names if not _NAME.fullmatch(name)})
     if bad:
         raise GrantctlError(
             f"{', '.join(map(repr, bad))}: not a connection name (lowercase letters, digits and dashes)"
@@ -259,7 +259,7 @@ def _file_change(line: str, state_dir: str) -> _FileChange | None:
     old_blob, new_blob, path = match.groups()
     folder, _, file_name = path.rpartition("/")
     name = file_name.removesuffix(MANIFEST_SUFFIX)
-    if folder != state_dir or not file_name.endswith(MANIFEST_SUFFIX) or not _NAME.match(name):
+    if folder != state_dir or not file_name.endswith(MANIFEST_SUFFIX) or not _NAME.fullmatch(name):
         return None  # locks, temp files, sub-directories: not a state document
     return _FileChange(name, _normal_blob(old_blob), _normal_blob(new_blob))
 
