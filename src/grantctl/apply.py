@@ -5,7 +5,7 @@ What each kind of action does (design.md, "Apply, links and the callback"):
 ==================  =====================================================================================
 connect, extend,    issue a signed link for the desired scopes and record it in the state's link history
 reauthorize
-wrong-organization  issue a link; with ``allow_destructive`` also disconnect the wrong tenant and clear the grant
+wrong-organization  with ``allow_destructive``: disconnect the wrong tenant, clear the grant, issue a link; else held back
 reduce              with ``allow_destructive``: revoke the grant, clear it, issue a link; else held back
 orphan              with ``allow_destructive``: revoke the grant and delete the state; else held back
 refresh             refresh the tokens now (rotated refresh token persisted first)
@@ -76,10 +76,10 @@ async def _apply_action(
     results = []
     if action.kind in ("reduce", "wrong-organization"):
         if not allow_destructive:
-            results.append(ApplyResult(action, "held", HELD))
-            if action.kind == "reduce":
-                # A link now would only add scopes on top of the excess ones: revoke first.
-                return results
+            # No link either. Reduce: a consent only adds scopes, so the excess would stay. Wrong
+            # organisation: the consent replaces the stored tokens, and with them the only way to
+            # disconnect the wrong tenant, which would stay connected with nothing showing it.
+            return [ApplyResult(action, "held", HELD)]
         else:
             results.append(await _take_back(ctx, action, connection))
     if action.kind in LINK_KINDS:

@@ -68,7 +68,7 @@ SYMBOLS: Mapping[ActionKind, str] = {
     "pin": "~",
     "orphan": "-",
 }
-DESTRUCTIVE_KINDS: frozenset[ActionKind] = frozenset({"reduce", "orphan"})
+DESTRUCTIVE_KINDS: frozenset[ActionKind] = frozenset({"reduce", "orphan", "wrong-organization"})
 LINK_KINDS: frozenset[ActionKind] = frozenset({"connect", "reauthorize", "wrong-organization", "reduce", "extend"})
 """Kinds whose apply issues an authorization link (for the desired scopes)."""
 

@@ -166,11 +166,11 @@ def test_symbols_and_destructive_flags(make: Any) -> None:
         ("a-new", "+", "connect", False),
         ("b-extend", "~", "extend", False),
         ("c-reduce", "-/+", "reduce", True),
-        ("d-wrong", "!", "wrong-organization", False),
+        ("d-wrong", "!", "wrong-organization", True),
         ("e-stale", "~", "refresh", False),
         ("f-orphan", "-", "orphan", True),
     ]
-    assert plan.destructive_count == 2
+    assert plan.destructive_count == 3
     assert plan.counts["connect"] == 1
     assert plan.counts["pin"] == 0
 

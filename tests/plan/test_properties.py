@@ -73,7 +73,16 @@ def test_an_exactly_matching_grant_is_never_destroyed(
 
     plan = build_plan([connection], {"acme-ltd": the_grant}, now=make.NOW)
 
-    assert not [action for action in plan.actions if action.destructive]
+    # Same scopes: nothing is ever revoked. The only destructive action possible is disconnecting a
+    # tenant that is not the manifest's organisation (then the grant does not match exactly), unless a
+    # dead refresh token makes it a plain reauthorize (nothing can be disconnected without a token).
+    tenant = the_grant.tenant
+    assert tenant is not None
+    right = connection.spec.organization.accepts(tenant.id, tenant.name, provider=provider)
+    destructive = [action.kind for action in plan.actions if action.destructive]
+    assert destructive == [] if right else destructive in ([], ["wrong-organization"])
+    if not right and "reauthorize" not in {action.kind for action in plan.actions}:
+        assert destructive == ["wrong-organization"]
     assert len([a for a in plan.actions if a.scopes]) <= 1  # at most one link per connection
 
 

@@ -71,7 +71,7 @@ def test_text_block_per_action_terraform_style(sample: Plan) -> None:
     assert text.endswith(
         "Plan: 1 to connect, 1 to switch organization, 1 to reduce, 1 to extend, 1 to refresh, 1 to revoke.\n"
     )
-    assert "2 destructive actions remove access" in text
+    assert "3 destructive actions remove access" in text
     assert "\x1b" not in text
 
 
@@ -122,7 +122,7 @@ def test_json_validates_against_the_committed_schema(sample: Plan) -> None:
     assert document["summary"]["byKind"]["reduce"] == 1
     assert document["summary"] == {
         "actions": 6,
-        "destructive": 2,
+        "destructive": 3,
         "unchanged": 1,
         "byKind": {"connect": 1, "reauthorize": 0, "wrong-organization": 1, "reduce": 1, "extend": 1,
                    "refresh": 1, "pin": 0, "orphan": 1},

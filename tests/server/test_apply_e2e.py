@@ -90,6 +90,12 @@ def test_wrong_organisation_is_disconnected_once_approved(live: Live, tmp_path: 
     connect(live, tmp_path)
     pin(live, HOLDINGS, organisation="Acme Holdings")  # the client's other company was the right one
 
+    code, output, links = apply(live, tmp_path)
+    assert code == EXIT_CHANGES, output
+    assert "! wrong-organization  acme-ltd: held" in output
+    assert links == []  # a consent now would overwrite the tokens that can disconnect Acme Ltd
+    assert [c["tenantId"] for c in live.emulator_connections()] == [ACME]
+
     code, output, links = apply(live, tmp_path, allow_destructive=True)
     assert code == EXIT_OK, output
     assert f"disconnected tenant {ACME}" in output
