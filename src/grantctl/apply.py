@@ -5,7 +5,8 @@ What each kind of action does (design.md, "Apply, links and the callback"):
 ==================  =====================================================================================
 connect, extend,    issue a signed link for the desired scopes and record it in the state's link history
 reauthorize
-wrong-organization  with ``allow_destructive``: disconnect the wrong tenant, clear the grant, issue a link; else held back
+wrong-organization  with ``allow_destructive``: disconnect the wrong tenant, clear the grant, issue a link;
+                    else held back
 reduce              with ``allow_destructive``: revoke the grant, clear it, issue a link; else held back
 orphan              with ``allow_destructive``: revoke the grant and delete the state; else held back
 refresh             refresh the tokens now (rotated refresh token persisted first)
@@ -80,8 +81,7 @@ async def _apply_action(
             # organisation: the consent replaces the stored tokens, and with them the only way to
             # disconnect the wrong tenant, which would stay connected with nothing showing it.
             return [ApplyResult(action, "held", HELD)]
-        else:
-            results.append(await _take_back(ctx, action, connection))
+        results.append(await _take_back(ctx, action, connection))
     if action.kind in LINK_KINDS:
         try:
             results.append(await _issue(ctx, action, connection, key))
