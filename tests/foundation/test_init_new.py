@@ -178,3 +178,13 @@ def test_init_writes_the_ci_workflows_this_repo_runs(team_repo: TeamRepo) -> Non
     assert written == ["grantctl-apply.yml", "grantctl-maintain.yml", "grantctl-plan.yml"]
     for name in written:
         assert (team_repo.root / ".github" / "workflows" / name).read_text() == (project / name).read_text(), name
+
+
+def test_init_refuses_a_directory_with_its_own_sops_rules(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / ".sops.yaml").write_text("creation_rules: []\n")
+    result = CliRunner().invoke(cli, ["init", str(tmp_path / "repo"), "--key-file", str(tmp_path / "k.agekey")])
+    assert result.exit_code == 1
+    assert ".sops.yaml already exists" in result.output
+    assert sorted(p.name for p in (tmp_path / "repo").iterdir()) == [".sops.yaml"]
+    assert not (tmp_path / "k.agekey").exists()

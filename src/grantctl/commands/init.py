@@ -58,6 +58,12 @@ def run_init(directory: Path, *, public_url: str, key_file: Path | None) -> Outc
     root = directory.resolve()
     if (root / CONFIG_FILE).exists():
         raise GrantctlError(f"{root / CONFIG_FILE} already exists: this is a connections repo already")
+    if (root / SOPS_CONFIG_FILE).exists():
+        # Its rules would decide who can decrypt, not the key we are about to print.
+        raise GrantctlError(
+            f"{root / SOPS_CONFIG_FILE} already exists: move it away (or init another directory) so the new "
+            "repo's files are encrypted to the key this command prints"
+        )
     key_path = (key_file or default_key_path(root)).expanduser().resolve()
     if key_path.is_relative_to(root):
         raise GrantctlError(f"{key_path}: the private key must live outside the repo; pass --key-file elsewhere")
