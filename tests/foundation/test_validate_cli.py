@@ -143,3 +143,12 @@ def test_a_bad_config_is_reported_with_its_location_by_every_command(team_repo: 
         result = CliRunner().invoke(cli, [*args, "--repo", str(team_repo.root)])
         assert result.exit_code == 1, (args, result.output)
         assert f"{config}:4:12: publicUrl: 'connect' does not match" in result.output, (args, result.output)
+
+
+def test_an_unwritable_place_is_a_one_line_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+    result = CliRunner().invoke(cli, ["init", str(blocker / "repo"), "--key-file", str(tmp_path / "k.agekey")])
+    assert result.exit_code == 1
+    assert result.output.startswith("error: Not a directory")
+    assert "Traceback" not in result.output
