@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -79,19 +80,29 @@ def test_a_mix_of_200_connections_with_injected_failures(fleet: Any) -> None:
 
 
 class FlakyStore(FilesStore):
-    """A FilesStore whose writes of new tokens fail ``failures`` times first."""
+    """A FilesStore whose writes of new tokens fail ``failures`` times first, when the file is written.
+
+    ``write`` is ``prepare_write`` then the function it returns (which refresh runs in its pool), so
+    failing that function fails both.
+    """
 
     def __init__(self, *args: Any, failures: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.failures = failures
         self.attempts = 0
 
-    def write(self, name: str, grant: Grant, tokens: Tokens | None = None) -> None:
-        if tokens is not None:
+    def prepare_write(self, name: str, grant: Grant, tokens: Tokens | None = None) -> Callable[[], None]:
+        commit = super().prepare_write(name, grant, tokens)
+        if tokens is None:
+            return commit
+
+        def flaky_commit() -> None:
             self.attempts += 1
             if self.attempts <= self.failures:
                 raise StateError(f"{name}: disk full (simulated)")
-        super().write(name, grant, tokens)
+            commit()
+
+        return flaky_commit
 
 
 def test_a_failed_write_of_rotated_tokens_is_retried(fleet: Any) -> None:

@@ -504,7 +504,7 @@ def test_open_store_and_contract(repo: Repo) -> None:
     assert isinstance(open_store(repo), StateStore)
 
 
-def test_postgres_backend_is_refused_clearly(repo: Repo) -> None:
+def test_postgres_backend_without_its_dsn_is_refused_clearly(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     from grantctl.models import Config
     from grantctl.state.registry import open_store
 
@@ -516,7 +516,8 @@ def test_postgres_backend_is_refused_clearly(repo: Repo) -> None:
             "state": {"backend": "postgres"},
         }
     )
-    with pytest.raises(GrantctlError, match="PostgreSQL backend not available in this version"):
+    monkeypatch.delenv("GRANTCTL_POSTGRES_DSN", raising=False)
+    with pytest.raises(GrantctlError, match=r"\$GRANTCTL_POSTGRES_DSN is not set"):
         open_store(Repo(root=Path(repo.root), config=config))
 
 

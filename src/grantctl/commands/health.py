@@ -20,7 +20,8 @@ import httpx
 from grantctl.commands import Outcome
 from grantctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, GrantctlError
 from grantctl.maintenance import HealthResult, RetryPolicy, RunCounters, check_all, connection_names, open_run
-from grantctl.maintenance._context import DEFAULT_CONCURRENCY
+from grantctl.maintenance._context import DEFAULT_CONCURRENCY, shared_tls_context
+from grantctl.maintenance._workers import PartResult, Share, run_parts, worker_count
 from grantctl.maintenance.report import render_health
 from grantctl.repo import Repo
 from grantctl.state.base import StateStore
@@ -38,20 +39,36 @@ def run_health(
     store: StateStore | None = None,
     policy: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    workers: int | None = None,
 ) -> Outcome:
     """Check ``names`` (default: every connection), record each result in its state, and report.
 
     ``now`` fixes the clock (tests); ``store``, ``policy`` and ``transport`` replace the repo's state
-    store, the retry policy and the network (tests).
+    store, the retry policy and the network (tests). ``workers``: processes to split the run over
+    (default: see :func:`~grantctl.maintenance._workers.worker_count`; always 1 with an injected
+    store or transport, which live in this process only, and with a store that is not
+    :attr:`~grantctl.state.base.StateStore.fork_safe`).
     """
     if fmt not in FORMATS:
         raise GrantctlError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     selected = connection_names(repo, names)
-    store = store or _open_store(repo)
+    run_store = store or _open_store(repo)
+    if store is not None or transport is not None or not run_store.fork_safe:
+        workers = 1
+    elif workers is None:
+        workers = worker_count(len(selected), concurrency)
     clock = (lambda: now) if now is not None else None
-    results, counters = asyncio.run(_health(repo, store, selected, concurrency, clock, policy, transport))
-    output = render_health(results, counters, fmt=fmt, generated_at=now or datetime.now(UTC))
-    return Outcome(output, health_exit_code(results))
+
+    def run_part(part: list[str], share: Share) -> PartResult[HealthResult]:
+        slots = share.of_concurrency(concurrency)
+        results, counters = asyncio.run(_health(repo, run_store, part, slots, clock, policy, transport, share))
+        return PartResult(results, counters)
+
+    if workers > 1:
+        shared_tls_context()  # made once, before the workers fork (see there)
+    run = run_parts(selected, workers, run_part)
+    output = render_health(run.results, run.counters, fmt=fmt, generated_at=now or datetime.now(UTC))
+    return Outcome(output, health_exit_code(run.results))
 
 
 async def _health(
@@ -62,8 +79,11 @@ async def _health(
     clock: Callable[[], datetime] | None,
     policy: RetryPolicy | None,
     transport: httpx.AsyncBaseTransport | None,
+    share: Share,
 ) -> tuple[list[HealthResult], RunCounters]:
-    async with open_run(repo, store, concurrency=concurrency, clock=clock, policy=policy, transport=transport) as ctx:
+    async with open_run(
+        repo, store, concurrency=concurrency, clock=clock, policy=policy, transport=transport, share=share
+    ) as ctx:
         results = await check_all(ctx, names, concurrency=concurrency)
         return results, ctx.counters
 

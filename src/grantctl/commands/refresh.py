@@ -21,7 +21,9 @@ import httpx
 from grantctl.commands import Outcome
 from grantctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, GrantctlError
 from grantctl.maintenance import RefreshResult, RetryPolicy, RunCounters, connection_names, open_run, refresh_all
+from grantctl.maintenance._context import shared_tls_context
 from grantctl.maintenance._results import REFRESH_ATTENTION, REFRESH_ERRORS
+from grantctl.maintenance._workers import PartResult, Share, run_parts, worker_count
 from grantctl.maintenance.report import render_refresh
 from grantctl.repo import Repo
 from grantctl.state.base import StateStore
@@ -40,20 +42,36 @@ def run_refresh(
     store: StateStore | None = None,
     policy: RetryPolicy | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    workers: int | None = None,
 ) -> Outcome:
     """Refresh ``names`` (default: every connection) and report per connection and in total.
 
     ``now`` fixes the clock (tests); ``store``, ``policy`` and ``transport`` replace the repo's state
-    store, the retry policy and the network (tests).
+    store, the retry policy and the network (tests). ``workers``: processes to split the run over
+    (default: see :func:`~grantctl.maintenance._workers.worker_count`; always 1 with an injected
+    store or transport, which live in this process only, and with a store that is not
+    :attr:`~grantctl.state.base.StateStore.fork_safe`).
     """
     if fmt not in FORMATS:
         raise GrantctlError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     selected = connection_names(repo, names)
-    store = store or _open_store(repo)
+    run_store = store or _open_store(repo)
+    if store is not None or transport is not None or not run_store.fork_safe:
+        workers = 1
+    elif workers is None:
+        workers = worker_count(len(selected), concurrency)
     clock = (lambda: now) if now is not None else None
-    results, counters = asyncio.run(_refresh(repo, store, selected, force, concurrency, clock, policy, transport))
-    output = render_refresh(results, counters, fmt=fmt, generated_at=now or datetime.now(UTC))
-    return Outcome(output, refresh_exit_code(results))
+
+    def run_part(part: list[str], share: Share) -> PartResult[RefreshResult]:
+        slots = share.of_concurrency(concurrency)
+        results, counters = asyncio.run(_refresh(repo, run_store, part, force, slots, clock, policy, transport, share))
+        return PartResult(results, counters)
+
+    if workers > 1:
+        shared_tls_context()  # made once, before the workers fork (see there)
+    run = run_parts(selected, workers, run_part)
+    output = render_refresh(run.results, run.counters, fmt=fmt, generated_at=now or datetime.now(UTC))
+    return Outcome(output, refresh_exit_code(run.results))
 
 
 async def _refresh(
@@ -65,8 +83,11 @@ async def _refresh(
     clock: Callable[[], datetime] | None,
     policy: RetryPolicy | None,
     transport: httpx.AsyncBaseTransport | None,
+    share: Share,
 ) -> tuple[list[RefreshResult], RunCounters]:
-    async with open_run(repo, store, concurrency=concurrency, clock=clock, policy=policy, transport=transport) as ctx:
+    async with open_run(
+        repo, store, concurrency=concurrency, clock=clock, policy=policy, transport=transport, share=share
+    ) as ctx:
         results = await refresh_all(ctx, names, force=force, concurrency=concurrency)
         return results, ctx.counters
 

@@ -1,8 +1,10 @@
 """Keeping grants alive and checking them: ``grantctl refresh`` and ``grantctl health``.
 
-Both run every connection as an asyncio task over one shared ``httpx.AsyncClient``, inside each
-provider's rate limits (:mod:`grantctl.providers.ratelimit`), and both take the connection's lock
-before they touch its tokens. A rotated refresh token is persisted before anything else happens.
+Both run every connection as an asyncio task, inside each provider's rate limits
+(:mod:`grantctl.providers.ratelimit`), and both take the connection's lock before they touch its
+tokens. A rotated refresh token is persisted before anything else happens. A large run is split
+over a few worker processes (:mod:`grantctl.maintenance._workers`), each with its share of the
+concurrency and of the limits.
 
 Example::
 

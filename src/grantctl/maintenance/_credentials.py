@@ -71,6 +71,17 @@ class CredentialsCache:
         key = Path(os.path.abspath(path))  # not resolve(): no symlink walk (lstat per component) per call
         future = self._pending.get(key)
         if future is None:
-            future = asyncio.ensure_future(self._run_blocking(self._reader, path))
-            self._pending[key] = future
+            # The first caller reads, right in its own task: when ``run_blocking`` runs the reader
+            # directly this never goes back to the event loop (a new task would wait for a turn).
+            future = self._pending[key] = asyncio.get_running_loop().create_future()
+            try:
+                future.set_result(await self._run_blocking(self._reader, path))
+            except asyncio.CancelledError:
+                del self._pending[key]  # not read: a later caller tries again
+                future.cancel()
+                raise
+            except Exception as exc:  # remembered, and raised to every caller
+                future.set_exception(exc)
+        if future.done():
+            return future.result()
         return await asyncio.shield(future)

@@ -154,14 +154,14 @@ async def _check_connection(ctx: RunContext, name: str) -> HealthResult:
             latest = grant
         else:
             target = await ctx.target(name, connection)
-            tokens = await ctx.io(ctx.store.read_tokens, name)
+            tokens = await ctx.local(ctx.store.read_tokens, name)
             result, latest = await _online_checks(ctx, target, grant, tokens)
         if latest is not None:
-            await ctx.io(_record, ctx, name, latest, result)
+            await _record(ctx, name, latest, result)
     return result
 
 
-def _record(ctx: RunContext, name: str, grant: Grant, result: HealthResult) -> None:
+async def _record(ctx: RunContext, name: str, grant: Grant, result: HealthResult) -> None:
     """Write last_health and consecutive_failures onto ``grant``, the current one (the lock is held)."""
     if result.status == "error":
         return
@@ -170,7 +170,7 @@ def _record(ctx: RunContext, name: str, grant: Grant, result: HealthResult) -> N
         failures = grant.consecutive_failures
     health = Health(status=result.status, at=ctx.clock(), detail=result.detail)
     updated = grant.model_copy(update={"last_health": health, "consecutive_failures": failures})
-    ctx.store.write(name, updated, None)
+    await ctx.write(name, updated, None)
 
 
 class _Stop(Exception):

@@ -138,7 +138,7 @@ async def persist(ctx: RunContext, name: str, grant: Grant, tokens: Tokens | Non
     delay, attempts = ctx.policy.persist_first_delay, ctx.policy.persist_attempts
     for attempt in range(1, attempts + 1):
         try:
-            await ctx.io(ctx.store.write, name, grant, tokens)
+            await ctx.write(name, grant, tokens)
             return
         except (GrantctlError, OSError) as exc:
             if attempt == attempts:
@@ -224,7 +224,7 @@ async def _refresh_connection(ctx: RunContext, name: str, *, force: bool) -> Ref
 
     if not force:
         # Without the lock first: most connections of a scheduled run are not due, and need no lock.
-        first = decision_for(await ctx.io(ctx.store.read_grant, name))
+        first = decision_for(await ctx.local(ctx.store.read_grant, name))
         if not first.due:
             return RefreshResult(name, "reauthorize" if first.attention else "skipped", first.reason)
 
@@ -274,7 +274,7 @@ async def _count_failure(ctx: RunContext, name: str, grant: Grant) -> None:
     """Record one more consecutive failure; losing this count is harmless, so a failed write is ignored."""
     updated = grant.model_copy(update={"consecutive_failures": grant.consecutive_failures + 1})
     with contextlib.suppress(GrantctlError, OSError):
-        await ctx.io(ctx.store.write, name, updated, None)
+        await ctx.write(name, updated, None)
 
 
 async def refresh_all(ctx: RunContext, names: list[str], *, force: bool, concurrency: int) -> list[RefreshResult]:

@@ -477,7 +477,11 @@ class _Emitter:
 
     def value(self, value: Any, column: int, nested: int, *, in_sequence: bool = False) -> None:
         """Write ``value`` after a ``key:`` or ``-``; ``nested`` is where its block content goes."""
-        if isinstance(value, Mapping) and value:
+        if type(value) is str and "\n" not in value:
+            # most values: a one-line string (never a literal block, see _requested_style), written
+            # without asking first whether it is a Mapping (an ABC check: slow)
+            self.out.append(" " + _string_text(value, simple_key=False, column=nested)[0] + "\n")
+        elif isinstance(value, Mapping) and value:
             if in_sequence:
                 self.out.append(" ")
                 self.mapping(value, column, inline=True)
@@ -700,6 +704,8 @@ def _scan_scalar(value: str) -> dict[str, bool]:
 
 
 def _double_quoted(value: str) -> str:
+    if _NO_ESCAPES.match(value):
+        return f'"{value}"'
     parts = ['"']
     for char in value:
         if _is_printable(char) and char not in _BREAKS and char not in '"\\':
@@ -719,6 +725,8 @@ def _double_quoted(value: str) -> str:
 # The line breaks a single-quoted or literal string can hold: go-yaml escapes \r and NEL (it does not
 # consider them printable), so those strings are double-quoted.
 _RAW_BREAKS = "\n\u2028\u2029"
+# printable ASCII but the quote and the backslash: written as it is between double quotes
+_NO_ESCAPES = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*\Z")
 _RAW_BREAK = re.compile("([\n\u2028\u2029])")
 _HAS_CONTENT = re.compile("[^\n\u2028\u2029]")
 _SEPARATORS_BEFORE_TEXT = re.compile("[\u2028\u2029]+(?=[^\u2028\u2029])")

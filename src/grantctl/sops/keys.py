@@ -29,6 +29,7 @@ import pyrage
 from pyrage import x25519
 
 from grantctl.errors import SopsError
+from grantctl.sops import _age
 
 KEY_ENV = "SOPS_AGE_KEY"
 KEY_FILE_ENV = "SOPS_AGE_KEY_FILE"
@@ -57,6 +58,8 @@ class AgeKeyring:
     looked_in: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     not_supported: tuple[str, ...] = ()
+    # The identities as `cryptography` keys for the fast path (see _age), made on first use.
+    _fast_keys: dict[str, _age.X25519Key | None] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> AgeKeyring:
@@ -119,15 +122,24 @@ class AgeKeyring:
             identity = self._identities.get(stanza.recipient.strip())
             if identity is None:
                 continue
-            try:
-                data_key = pyrage.decrypt(stanza.enc.encode("utf-8"), [identity])
-            except Exception:  # pyrage raises DecryptError and, on bad armor, others
-                damaged.append(stanza.recipient)
-                continue
+            data_key = self._fast_unwrap(stanza)
+            if data_key is None:  # not something the fast path reads: pyrage decides
+                try:
+                    data_key = pyrage.decrypt(stanza.enc.encode("utf-8"), [identity])
+                except Exception:  # pyrage raises DecryptError and, on bad armor, others
+                    damaged.append(stanza.recipient)
+                    continue
             if len(data_key) == DATA_KEY_SIZE:
                 return bytes(data_key)
             damaged.append(stanza.recipient)
         raise self._unwrap_error(stanzas, damaged, path)
+
+    def _fast_unwrap(self, stanza: AgeStanza) -> bytes | None:
+        recipient = stanza.recipient.strip()
+        if recipient not in self._fast_keys:
+            self._fast_keys[recipient] = _age.x25519_key(str(self._identities[recipient]), recipient)
+        key = self._fast_keys[recipient]
+        return None if key is None else _age.decrypt(stanza.enc, key)
 
     def _unwrap_error(self, stanzas: Sequence[AgeStanza], damaged: list[str], path: Path | str) -> SopsError:
         if damaged:
@@ -159,6 +171,30 @@ class AgeKeyring:
                 f"; {', '.join(self.not_supported)} is set, which only the sops binary supports (grantctl.sops.binary)"
             )
         return message
+
+
+def environment_fingerprint(env: Mapping[str, str] | None = None) -> tuple[object, ...]:
+    """What :meth:`AgeKeyring.from_environment` reads: the variables, and which key files are there.
+
+    Equal fingerprints mean an equal keyring, so a caller may keep one keyring for as long as the
+    fingerprint stays the same (parsing a keys file and deriving its public keys costs more than
+    decrypting a state file). A key file is identified by inode, size and modification time.
+    """
+    env = os.environ if env is None else env
+    names = (KEY_ENV, KEY_FILE_ENV, "XDG_CONFIG_HOME", "HOME", *_NOT_NATIVE_ENV)
+    key_file = env.get(KEY_FILE_ENV)
+    files = (Path(key_file) if key_file else None, default_keys_file(env))
+    return (*(env.get(name) for name in names), *(_file_identity(path) for path in files))
+
+
+def _file_identity(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_ino, status.st_size, status.st_mtime_ns)
 
 
 def default_keys_file(env: Mapping[str, str]) -> Path | None:

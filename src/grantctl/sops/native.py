@@ -39,7 +39,7 @@ from pyrage import x25519
 
 from grantctl.errors import SopsError
 from grantctl.fileio import atomic_write_text
-from grantctl.sops import _goyaml
+from grantctl.sops import _goyaml, _yamlfast
 from grantctl.sops._errors import SopsUnsupported
 from grantctl.sops._format import (
     CipherError,
@@ -108,7 +108,11 @@ class SopsDocument:
     @property
     def indent(self) -> int:
         """The indentation this file was written with (sops' ``stores.yaml.indent``)."""
-        match = _INDENT.search(self.text)
+        text = self.text
+        start = text.find("\nsops:\n")
+        if start < 0 or text.startswith("sops:") or "\u2028" in text or "\u2029" in text:
+            start = 0  # the pattern may match before that point: search it all
+        match = _INDENT.search(text, start)  # from the first candidate: the same match, found sooner
         return len(match.group(1)) if match else DEFAULT_INDENT
 
     def plaintext(self) -> Tree:
@@ -146,7 +150,11 @@ def loads(text: str, *, path: Path | str = "<string>") -> SopsDocument:
     """Parse the text of a sops YAML file (see :func:`load`)."""
     path = Path(path)
     try:
-        document = _goyaml.load(text)
+        # sops' own layout is read by the fast reader; anything else (or nothing it can vouch for)
+        # by the full one, which alone decides what is refused and how it is reported
+        document = _yamlfast.load(text)
+        if document is None:
+            document = _goyaml.load(text)
     except _goyaml.YamlUnsupported as error:
         raise SopsUnsupported(path, f"not supported natively: {error}; use the sops binary") from None
     except _goyaml.YamlInvalid as error:

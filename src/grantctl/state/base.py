@@ -18,10 +18,12 @@ Rules every backend keeps:
 
 from __future__ import annotations
 
+import functools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import ClassVar
 
 from grantctl.errors import LockTimeout, StateError
 from grantctl.state.model import Grant, Tokens
@@ -31,6 +33,16 @@ DEFAULT_LOCK_TIMEOUT = 30.0
 
 class StateStore(ABC):
     """Where observed grants and their tokens live."""
+
+    #: True when reads, lock attempts with ``timeout=0`` and :meth:`prepare_write` only touch local
+    #: files the OS caches (or memory): they never wait, so code running an event loop may call them
+    #: on the loop's own thread, and hand only the function :meth:`prepare_write` returns (which
+    #: fsyncs) to a worker thread. False for a store that talks to a server.
+    cheap_reads: ClassVar[bool] = False
+    #: True when a copy of this store in a forked child process works on the same data, and its
+    #: locks exclude the parent's (files and ``flock``): a run may then be split over worker
+    #: processes. False for a store in memory, or one holding a server connection a child must not share.
+    fork_safe: ClassVar[bool] = False
 
     @abstractmethod
     def names(self) -> list[str]:
@@ -61,6 +73,15 @@ class StateStore(ABC):
     def write(self, name: str, grant: Grant, tokens: Tokens | None = None) -> None:
         """Atomically replace ``name``'s document; ``tokens=None`` keeps the stored tokens."""
 
+    def prepare_write(self, name: str, grant: Grant, tokens: Tokens | None = None) -> Callable[[], None]:
+        """:meth:`write` in two steps: this call does the work, the function it returns stores it.
+
+        Only the returned function waits on the disk (or the network). Both steps need ``name``'s
+        lock; nothing is stored unless the function is called. Backends that cannot split a write
+        return a function that does all of it.
+        """
+        return functools.partial(self.write, name, grant, tokens)
+
     @abstractmethod
     def delete(self, name: str) -> None:
         """Remove ``name``'s document (orphan clean-up after a revoke)."""
@@ -72,6 +93,8 @@ class StateStore(ABC):
 
 class MemoryStore(StateStore):
     """A store in a dict, for tests and for dry runs. Locks are per-process only."""
+
+    cheap_reads = True
 
     def __init__(self) -> None:
         self._grants: dict[str, Grant] = {}

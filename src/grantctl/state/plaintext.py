@@ -22,7 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from grantctl.errors import StateError
 from grantctl.state.model import TOKEN_FIELDS, Grant
-from grantctl.yamlsource import cyclic_gc_paused, load_fast
+from grantctl.yamlsource import FastLoader, cyclic_gc_paused, load_fast
 
 STATE_SUFFIX = ".yaml"
 SOPS_KEY = "sops"
@@ -37,6 +37,9 @@ _ENCRYPTED = re.compile(r"^ENC\[AES256_GCM,data:")
 _GRANTS = TypeAdapter(list[Grant])
 
 Shown = Callable[[Path], Path | str]
+# A faster reader for the (cut) text that may decline with None; it must read what it accepts
+# exactly as load_fast does (FilesStore passes grantctl.sops._yamlfast with resolve_plain_scalar).
+Parse = Callable[[bytes], Any]
 
 
 def read_grants(paths: Sequence[Path], *, shown: Shown = str) -> dict[str, Grant]:
@@ -55,19 +58,22 @@ def read_grants(paths: Sequence[Path], *, shown: Shown = str) -> dict[str, Grant
     return found
 
 
-def read_grant(path: Path, data: bytes, *, shown: Shown = str) -> Grant:
+def read_grant(path: Path, data: bytes, *, shown: Shown = str, parse: Parse | None = None) -> Grant:
     """The grant in ``data`` (the bytes of ``path``), checked against the file name."""
-    grant = _validate(path, grant_document(path, data, shown=shown), shown)
+    grant = _validate(path, grant_document(path, data, shown=shown, parse=parse), shown)
     _check_name(grant, path.name.removesuffix(STATE_SUFFIX), path, shown)
     return grant
 
 
-def grant_document(path: Path, data: bytes, *, shown: Shown = str) -> dict[str, Any]:
+def grant_document(path: Path, data: bytes, *, shown: Shown = str, parse: Parse | None = None) -> dict[str, Any]:
     """The plaintext mapping of a state file without ``sops`` and ``tokens`` (after checking the tokens)."""
-    try:
-        document = load_fast(_SOPS_BLOCK.sub(b"", data if data.endswith(b"\n") else data + b"\n"))
-    except yaml.YAMLError:
-        document = _load_whole(path, data, shown)
+    cut = _SOPS_BLOCK.sub(b"", data if data.endswith(b"\n") else data + b"\n")
+    document = None if parse is None else parse(cut)
+    if document is None:
+        try:
+            document = load_fast(cut)
+        except yaml.YAMLError:
+            document = _load_whole(path, data, shown)
     if not isinstance(document, dict):
         raise StateError(f"{shown(path)}: not a state document (expected a mapping of grant fields). {RESTORE}")
     check_tokens_encrypted(document, shown(path))
@@ -89,6 +95,32 @@ def check_tokens_encrypted(document: Mapping[str, Any], shown: Path | str) -> No
             f"{shown}: {', '.join(unencrypted)} not encrypted: treat the token as leaked (revoke it and "
             "reconnect), then re-encrypt the file with `sops encrypt -i`"
         )
+
+
+def resolve_plain_scalar(text: str) -> Any:
+    """A non-empty plain scalar typed as :func:`load_fast` types it, where that is certain; else ValueError.
+
+    For a reader that must agree with ``load_fast`` (see :data:`Parse`): ``true``/``false``/``null``
+    and their capitalised forms, ``~``, decimal integers, and text that none of the loader's
+    implicit resolvers claims (so a string) are certain; anything a resolver claims is not.
+    """
+    if text in _CERTAIN_CONSTANTS:
+        return _CERTAIN_CONSTANTS[text]
+    if _DECIMAL.match(text):
+        return int(text)
+    resolvers = FastLoader.yaml_implicit_resolvers
+    for _tag, pattern in (*resolvers.get(text[0], ()), *resolvers.get(None, ())):
+        if pattern.match(text):
+            raise ValueError("typed by a YAML 1.1 resolver: leave it to libyaml")
+    return text
+
+
+_CERTAIN_CONSTANTS: dict[str, Any] = {
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+    **dict.fromkeys(("null", "Null", "NULL", "~"), None),
+}
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 
 
 def _is_encrypted_value(value: object) -> bool:
