@@ -219,8 +219,20 @@ def grantctl_argv(command: str, repo: Path) -> list[str]:
     return [sys.executable, "-m", "grantctl", command, *extra, "--format", "json", "--repo", str(repo)]
 
 
+def settle() -> None:
+    """Let the disk catch up with the set-up (and the last round's clean-up) before a timed run.
+
+    Writing a repo of N connections leaves thousands of dirty pages, and deleting the last round's
+    leaves freed blocks to discard: flushed by kernel threads on the same two cores, they would be
+    charged to whichever command runs next.
+    """
+    os.sync()
+    time.sleep(1.0)
+
+
 def timed(label: str, repo: Path, latency: float, env: dict[str, str]) -> tuple[Timing, dict[str, Any]]:
     command = label.split()[0]
+    settle()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(grantctl_argv(command, repo), capture_output=True, text=True, env=env, check=False)
