@@ -23,7 +23,7 @@ from grantctl.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, GrantctlError
 from grantctl.maintenance import RefreshResult, RetryPolicy, RunCounters, connection_names, open_run, refresh_all
 from grantctl.maintenance._context import shared_tls_context
 from grantctl.maintenance._results import REFRESH_ATTENTION, REFRESH_ERRORS
-from grantctl.maintenance._workers import PartResult, Share, run_parts, worker_count
+from grantctl.maintenance._workers import PartResult, Share, run_parts, workers_for_run
 from grantctl.maintenance.report import render_refresh
 from grantctl.repo import Repo
 from grantctl.state.base import StateStore
@@ -56,10 +56,13 @@ def run_refresh(
         raise GrantctlError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     selected = connection_names(repo, names)
     run_store = store or _open_store(repo)
-    if store is not None or transport is not None or not run_store.fork_safe:
-        workers = 1
-    elif workers is None:
-        workers = worker_count(len(selected), concurrency)
+    workers = workers_for_run(
+        selected,
+        concurrency,
+        requested=workers,
+        injected=store is not None or transport is not None,
+        fork_safe=run_store.fork_safe,
+    )
     clock = (lambda: now) if now is not None else None
 
     def run_part(part: list[str], share: Share) -> PartResult[RefreshResult]:

@@ -274,3 +274,16 @@ def _flush_standard_streams() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+
+
+def workers_for_run(
+    selected: Sequence[str], concurrency: int, *, requested: int | None, injected: bool, fork_safe: bool
+) -> int:
+    """How many processes ``refresh``/``health`` split a run over.
+
+    Always 1 with an injected store or transport (they live in this process only) and with a store
+    that is not fork-safe; else ``requested`` or :func:`worker_count`.
+    """
+    if injected or not fork_safe:
+        return 1
+    return requested if requested is not None else worker_count(len(selected), concurrency)
